@@ -101,7 +101,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return self.value_dim or self.key_dim
 
     def _projection(self, name, einsum, output_shape, bias_axes):
-        return keras.layers.EinsumDense(
+        projection = keras.layers.EinsumDense(
             einsum,
             output_shape=output_shape,
             bias_axes=bias_axes if self.use_bias else None,
@@ -111,6 +111,9 @@ class MultiHeadAttention(keras.layers.Layer):
             dtype=self.dtype_policy,
             name=name,
         )
+        # A per-token projection keeps the padding mask valid; say so, so Keras does not warn and drop it.
+        projection.supports_masking = True
+        return projection
 
     def build(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
@@ -164,7 +167,8 @@ class MultiHeadAttention(keras.layers.Layer):
     ):
         value = query if value is None else value
         key = value if key is None else key
-        if padding_mask is None:
+        if padding_mask is None and cache is None:
+            # With a cache the keys are cache slots, not `value`'s tokens: the mask must be explicit.
             padding_mask = getattr(value, "_keras_mask", None)
 
         query_heads = self.query_dense(query)
@@ -211,9 +215,8 @@ class MultiHeadAttention(keras.layers.Layer):
             outputs += (cache,)
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def compute_mask(self, query, value=None, key=None, mask=None, **kwargs):
-        if isinstance(mask, list | tuple):
-            return mask[0]
+    def compute_mask(self, query, mask=None):
+        # Keras passes the mask of the first argument (the query): one output row per query, so it carries over.
         return mask
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None, **kwargs):

@@ -146,10 +146,8 @@ class ScaledDotProductAttention(keras.layers.Layer):
             return output, weights
         return output
 
-    def compute_mask(self, query, key=None, value=None, mask=None, **kwargs):
-        # The output has one row per query, so the query's Keras mask carries over.
-        if isinstance(mask, list | tuple):
-            return mask[0]
+    def compute_mask(self, query, mask=None):
+        # Keras passes the mask of the first argument (the query): one output row per query, so it carries over.
         return mask
 
     def compute_output_shape(self, query_shape, key_shape=None, value_shape=None, **kwargs):

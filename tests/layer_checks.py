@@ -1,0 +1,202 @@
+"""The standard checks every llm_tf layer must pass; each layer's test file only adds what is special.
+
+``run_layer_checks`` runs, for one layer:
+
+1. config round-trip: ``from_config(get_config())`` gives the same config, and the config names every
+   constructor argument;
+2. a symbolic (Functional) call gives the same shape and dtype as the eager call;
+3. ``.keras`` save/load **in a fresh Python process** reproduces the outputs;
+4. one ``model.fit`` step with ``jit_compile=True`` gives a finite loss;
+5. every trainable weight receives a nonzero gradient;
+6. under ``mixed_bfloat16`` the layer runs on large-magnitude inputs without NaN/Inf;
+7. (optional) a Keras mask on the first input comes out unchanged on the output.
+"""
+
+import inspect
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+_FRESH_PROCESS_SCRIPT = """
+import json, os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np, keras
+import llm_tf.layers  # registers the serializable layers
+directory = sys.argv[1]
+model = keras.saving.load_model(os.path.join(directory, "model.keras"))
+data = np.load(os.path.join(directory, "inputs.npz"))
+names = json.load(open(os.path.join(directory, "names.json")))
+outputs = model([data[n] for n in names] if len(names) > 1 else data[names[0]], training=False)
+outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+np.savez(os.path.join(directory, "reloaded.npz"), *[np.asarray(o) for o in outputs])
+"""
+
+
+def _as_list(inputs):
+    return list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+
+
+def _functional_model(layer, inputs, call_kwargs):
+    symbolic = [keras.Input(shape=x.shape[1:], batch_size=None, dtype=str(x.dtype)) for x in inputs]
+    outputs = layer(*symbolic, **call_kwargs)
+    return keras.Model(symbolic if len(symbolic) > 1 else symbolic[0], outputs)
+
+
+def _outputs_list(outputs):
+    return [np.asarray(o) for o in (outputs if isinstance(outputs, list | tuple) else [outputs])]
+
+
+def check_config_round_trip(layer):
+    config = layer.get_config()
+    clone = layer.__class__.from_config(config)
+    assert clone.get_config() == config, "from_config(get_config()) changed the config"
+    arguments = [
+        name
+        for name, parameter in inspect.signature(layer.__class__.__init__).parameters.items()
+        if name != "self" and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
+    ]
+    missing = [name for name in arguments if name not in config]
+    assert not missing, f"get_config() misses constructor arguments {missing}"
+    json.dumps(keras.saving.serialize_keras_object(layer))  # the config must be JSON-serializable
+
+
+def check_save_load_fresh_process(model, inputs, expected_outputs, atol):
+    with tempfile.TemporaryDirectory() as directory:
+        model.save(os.path.join(directory, "model.keras"))
+        names = [f"input_{i}" for i in range(len(inputs))]
+        np.savez(os.path.join(directory, "inputs.npz"), **dict(zip(names, inputs)))
+        with open(os.path.join(directory, "names.json"), "w") as f:
+            json.dump(names, f)
+        environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+        result = subprocess.run(
+            [sys.executable, "-c", _FRESH_PROCESS_SCRIPT, directory],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=environment,
+        )
+        assert result.returncode == 0, f"reload in a fresh process failed:\n{result.stderr[-3000:]}"
+        reloaded = np.load(os.path.join(directory, "reloaded.npz"))
+        reloaded = [reloaded[f"arr_{i}"] for i in range(len(reloaded.files))]
+    assert len(reloaded) == len(expected_outputs)
+    for got, expected in zip(reloaded, expected_outputs):
+        np.testing.assert_allclose(got, expected, atol=atol, rtol=0)
+
+
+def check_fit_step(model, inputs):
+    outputs = _outputs_list(model(inputs if len(inputs) > 1 else inputs[0]))
+    targets = [np.random.default_rng(0).normal(size=o.shape).astype("float32") for o in outputs]
+    model.compile(optimizer="adam", loss="mse", jit_compile=True)
+    history = model.fit(
+        inputs if len(inputs) > 1 else inputs[0],
+        targets if len(targets) > 1 else targets[0],
+        batch_size=len(inputs[0]),
+        epochs=1,
+        verbose=0,
+    )
+    loss = history.history["loss"][-1]
+    assert np.isfinite(loss), f"fit step with jit_compile=True gave a non-finite loss {loss}"
+
+
+def check_gradients_nonzero(layer, inputs, call_kwargs):
+    rng = np.random.default_rng(1)
+    with tf.GradientTape() as tape:
+        outputs = layer(*inputs, training=True, **call_kwargs) if _accepts_training(layer) else layer(
+            *inputs, **call_kwargs
+        )
+        outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+        # A random projection of the outputs, so no gradient vanishes by symmetry (e.g. LayerNorm + sum).
+        loss = sum(
+            tf.reduce_sum(tf.cast(o, "float32") * rng.normal(size=o.shape).astype("float32"))
+            for o in outputs
+            if o.dtype.is_floating
+        )
+    gradients = tape.gradient(loss, layer.trainable_variables)
+    assert layer.trainable_variables, "the layer has no trainable weights to check"
+    for variable, gradient in zip(layer.trainable_variables, gradients):
+        assert gradient is not None, f"no gradient reaches {variable.path}"
+        gradient = tf.convert_to_tensor(gradient)
+        assert float(tf.reduce_max(tf.abs(gradient))) > 0, f"zero gradient for {variable.path}"
+
+
+def _accepts_training(layer):
+    return "training" in inspect.signature(layer.call).parameters
+
+
+def check_mixed_bfloat16(layer_factory, inputs, call_kwargs, float_input_scale):
+    layer = layer_factory(dtype="mixed_bfloat16")
+    scaled = [x * float_input_scale if np.issubdtype(x.dtype, np.floating) else x for x in inputs]
+    outputs = _outputs_list(layer(*scaled, **call_kwargs))
+    assert layer.compute_dtype == "bfloat16"
+    for output in outputs:
+        output = output.astype("float32")
+        assert np.all(np.isfinite(output)), "mixed_bfloat16 produced NaN/Inf"
+
+
+def check_mask_propagation(layer_factory, inputs, call_kwargs, mask):
+    masked_input = keras.layers.Masking(mask_value=0.0)(inputs[0] * mask[:, :, None])
+    outputs = layer_factory()(masked_input, *inputs[1:], **call_kwargs)
+    output = outputs[0] if isinstance(outputs, list | tuple) else outputs
+    output_mask = getattr(output, "_keras_mask", None)
+    assert output_mask is not None, "the Keras mask was dropped"
+    np.testing.assert_array_equal(np.asarray(output_mask), mask.astype(bool))
+
+
+def run_layer_checks(
+    layer_factory,
+    inputs,
+    call_kwargs=None,
+    expected_output_shape=None,
+    mask=None,
+    has_weights=True,
+    float_input_scale=1000.0,
+    atol=1e-5,
+):
+    """Run the standard checks on the layer built by ``layer_factory(**kwargs)``.
+
+    Args:
+        layer_factory: callable taking optional layer kwargs (``dtype=``) and returning a new layer.
+        inputs: one numpy array or a list of them (positional call arguments).
+        call_kwargs: non-tensor keyword arguments for the call (e.g. ``use_causal_mask=True``).
+        expected_output_shape: if given, the eager output shape must equal it.
+        mask: optional ``(batch, sequence)`` 0/1 array; the layer must carry it from its first
+            input to its output.
+        has_weights: whether gradient checks apply.
+        float_input_scale: factor applied to float inputs in the mixed-precision check.
+        atol: tolerance of the save/load comparison.
+    """
+    call_kwargs = call_kwargs or {}
+    inputs = _as_list(inputs)
+    keras.utils.set_random_seed(0)
+
+    layer = layer_factory()
+    eager_outputs = _outputs_list(layer(*inputs, **call_kwargs))
+    if expected_output_shape is not None:
+        assert eager_outputs[0].shape == tuple(expected_output_shape)
+    check_config_round_trip(layer)
+
+    functional_layer = layer_factory()
+    model = _functional_model(functional_layer, inputs, call_kwargs)
+    symbolic_outputs = model.outputs
+    functional_outputs = _outputs_list(model(inputs if len(inputs) > 1 else inputs[0]))
+    for symbolic, eager in zip(symbolic_outputs, functional_outputs):
+        assert tuple(symbolic.shape[1:]) == eager.shape[1:], "symbolic and eager shapes differ"
+        assert keras.backend.standardize_dtype(symbolic.dtype) == str(eager.dtype)
+    assert [o.shape for o in functional_outputs] == [o.shape for o in eager_outputs]
+
+    check_save_load_fresh_process(model, inputs, functional_outputs, atol)
+    if has_weights:
+        check_gradients_nonzero(functional_layer, inputs, call_kwargs)
+        check_fit_step(model, inputs)
+    check_mixed_bfloat16(layer_factory, inputs, call_kwargs, float_input_scale)
+    if mask is not None:
+        check_mask_propagation(layer_factory, inputs, call_kwargs, mask)

@@ -63,6 +63,11 @@ def as_reference_lists(name, references, expected_length, length_name):
         if isinstance(item, str | bytes | np.str_ | np.bytes_):
             reference_lists.append([_to_text(name, index, item)])
             continue
+        if not isinstance(item, list | tuple | np.ndarray) and not hasattr(item, "numpy"):
+            raise ValueError(
+                f"`{name}[{index}]` must be a reference string or a list of reference strings; got "
+                f"{_short_repr(item)} of type {type(item).__name__}."
+            )
         alternatives = _to_python_list(f"{name}[{index}]", item)
         if not alternatives:
             raise ValueError(f"`{name}[{index}]` is an empty list; expected at least one reference string.")

@@ -14,25 +14,30 @@ class Perplexity(keras.metrics.Metric):
     """Corpus perplexity of a language model, for ``model.compile(metrics=[Perplexity()])``.
 
     ``update_state`` takes integer targets ``(batch, sequence)`` and predictions
-    ``(batch, sequence, vocab)`` (logits by default); it adds ``sum(weight · CE)`` and ``sum(weight)``
-    over the tokens, where the weight is the ``sample_weight`` given by ``fit``/``evaluate`` (0 on
-    padding, per the project convention) times, when ``ignore_class`` is set, ``y_true != ignore_class``.
-    ``result()`` is ``exp(total CE / total weight)``, 0.0 before any token has been seen. Written with
-    ``keras.ops`` only; computation is done in float32 whatever the model's compute dtype.
+    ``(batch, sequence, vocab)`` (logits by default) and adds ``sum(weight · CE)`` and ``sum(weight)``
+    over the tokens; ``result()`` is ``exp(total CE / total weight)`` (0.0 before any token is seen).
+    A token's weight is ``y_true != ignore_class`` times the ``sample_weight`` when one is given.
+    Written with ``keras.ops`` only; computed in float32 whatever the model's compute dtype.
+
+    Padding: Keras passes ``sample_weight`` only to ``compile(weighted_metrics=[...])``, never to
+    ``compile(metrics=[...])``. Hence the default ``ignore_class=0``: the project's padding id is 0
+    and padded label positions hold 0, so ``metrics=[Perplexity()]`` already leaves padding out. Use
+    ``weighted_metrics=[Perplexity(ignore_class=None)]`` when the dataset's sample weights (e.g. the
+    masked positions of a masked LM) must decide which tokens count.
 
     Args:
         from_logits: whether ``y_pred`` holds logits (True) or probabilities (False).
-        ignore_class: optional target id to leave out (e.g. 0, the padding id) when the dataset does
-            not provide sample weights.
+        ignore_class: target id left out of the average (default 0, the padding id); None counts
+            every position.
         name: metric name, the key in ``logs`` (``perplexity`` / ``val_perplexity``).
         dtype: dtype of the accumulators.
 
     Example:
         >>> model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        ...               metrics=[Perplexity(ignore_class=0)])
+        ...               metrics=[Perplexity()])
     """
 
-    def __init__(self, from_logits=True, ignore_class=None, name="perplexity", dtype="float32"):
+    def __init__(self, from_logits=True, ignore_class=0, name="perplexity", dtype="float32"):
         super().__init__(name=name, dtype=dtype)
         if not isinstance(from_logits, bool):
             raise ValueError(f"`from_logits` must be a bool; got from_logits={from_logits!r}.")

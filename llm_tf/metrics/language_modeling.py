@@ -23,8 +23,8 @@ def perplexity(mean_cross_entropy):
         ValueError: when the value is negative or not a scalar number.
 
     Example:
-        >>> perplexity(math.log(50.0))
-        50.00000000000001
+        >>> round(perplexity(math.log(50.0)), 6)
+        50.0
     """
     try:
         value = float(mean_cross_entropy)

@@ -1,0 +1,178 @@
+"""AdamW for Transformers: decoupled weight decay that skips biases, normalization weights and embeddings.
+
+Keras's ``AdamW.exclude_from_weight_decay`` only matches the short variable name and is not part of the
+optimizer's config, so the exclusions would be lost when a saved model is reloaded. ``SelectiveAdamW`` decides
+by the variable's full path and rank and keeps its rules in its config.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import keras
+
+DEFAULT_WEIGHT_DECAY_EXCLUSIONS = ("bias", "norm", "embedding")
+
+
+def excluded_from_weight_decay(variable, patterns=DEFAULT_WEIGHT_DECAY_EXCLUSIONS, exclude_vectors=True) -> bool:
+    """Whether ``variable`` should be left out of weight decay.
+
+    A variable is excluded when its rank is 0 or 1 and ``exclude_vectors`` is set (biases, LayerNorm gamma and
+    beta, scalars), or when one of ``patterns`` occurs (case-insensitively, as a regular expression) in its path
+    (e.g. ``"encoder_block_0/attention_norm/gamma"`` or ``"token_and_position_embedding/token_embeddings"``).
+
+    Args:
+        variable: a ``keras.Variable`` (anything with ``path`` or ``name`` and ``shape``).
+        patterns: regular expressions searched in the variable path.
+        exclude_vectors: exclude every variable of rank <= 1.
+
+    Returns:
+        True when no weight decay should be applied.
+
+    Example:
+        >>> excluded_from_weight_decay(keras.Variable(keras.ops.zeros((3,)), name="bias"))
+        True
+    """
+    if exclude_vectors and len(variable.shape) <= 1:
+        return True
+    path = str(getattr(variable, "path", None) or variable.name)
+    return any(re.search(pattern, path, flags=re.IGNORECASE) for pattern in patterns)
+
+
+@keras.saving.register_keras_serializable(package="llm_tf")
+class SelectiveAdamW(keras.optimizers.AdamW):
+    """``keras.optimizers.AdamW`` whose weight decay skips variables chosen by path and rank.
+
+    See :func:`excluded_from_weight_decay` for the rule. The exclusion settings are part of ``get_config``, so a
+    model saved with this optimizer reloads with the same behaviour.
+
+    Args:
+        exclude_from_weight_decay_patterns: regular expressions searched in variable paths.
+        exclude_vectors: exclude every variable of rank <= 1 (biases, normalization scales and offsets).
+        **kwargs: every ``keras.optimizers.AdamW`` argument (``learning_rate``, ``weight_decay``, ``beta_1``,
+            ``beta_2``, ``epsilon``, ``clipnorm``, ``global_clipnorm``, ...).
+
+    Returns:
+        An optimizer.
+
+    Example:
+        >>> optimizer = SelectiveAdamW(learning_rate=1e-3, weight_decay=0.01)
+        >>> optimizer.exclude_vectors
+        True
+    """
+
+    def __init__(
+        self, exclude_from_weight_decay_patterns=DEFAULT_WEIGHT_DECAY_EXCLUSIONS, exclude_vectors=True, **kwargs
+    ):
+        super().__init__(**kwargs)
+        patterns = [exclude_from_weight_decay_patterns] if isinstance(
+            exclude_from_weight_decay_patterns, str
+        ) else list(exclude_from_weight_decay_patterns or ())
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as error:
+                raise ValueError(
+                    "exclude_from_weight_decay_patterns must hold regular expressions; got "
+                    f"exclude_from_weight_decay_patterns={exclude_from_weight_decay_patterns!r}"
+                ) from error
+        self.exclude_from_weight_decay_patterns = tuple(patterns)
+        self.exclude_vectors = bool(exclude_vectors)
+
+    def _use_weight_decay(self, variable):
+        # Keras's own exclusions (exclude_from_weight_decay()) still apply; ours are added on top.
+        if not super()._use_weight_decay(variable):
+            return False
+        excluded = excluded_from_weight_decay(variable, self.exclude_from_weight_decay_patterns, self.exclude_vectors)
+        return not excluded
+
+    def excluded_variable_paths(self, variables) -> list[str]:
+        """Paths of the ``variables`` this optimizer will not decay.
+
+        Args:
+            variables: e.g. ``model.trainable_variables``.
+
+        Returns:
+            The excluded variables' paths, in the given order.
+
+        Example:
+            >>> SelectiveAdamW().excluded_variable_paths(model.trainable_variables)  # doctest: +SKIP
+            ['dense/bias', 'layer_normalization/gamma', 'layer_normalization/beta']
+        """
+        return [variable.path for variable in variables if not self._use_weight_decay(variable)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "exclude_from_weight_decay_patterns": list(self.exclude_from_weight_decay_patterns),
+                "exclude_vectors": self.exclude_vectors,
+            }
+        )
+        return config
+
+
+def build_optimizer(
+    learning_rate=1e-3,
+    weight_decay=0.01,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    global_clipnorm=1.0,
+    clipnorm=None,
+    exclude_from_weight_decay=DEFAULT_WEIGHT_DECAY_EXCLUSIONS,
+    exclude_vectors=True,
+) -> SelectiveAdamW:
+    """AdamW with decoupled weight decay (biases, normalization weights, embeddings excluded) and clipping.
+
+    Args:
+        learning_rate: a float or a ``LearningRateSchedule`` (e.g. :class:`WarmupCosineDecay`).
+        weight_decay: decoupled weight-decay coefficient (0 disables it).
+        beta_1: Adam's first-moment decay.
+        beta_2: Adam's second-moment decay.
+        epsilon: Adam's epsilon.
+        global_clipnorm: clip the gradients so that their global norm is at most this (``None`` disables).
+        clipnorm: clip each gradient's norm separately (``None`` disables; exclusive with ``global_clipnorm``).
+        exclude_from_weight_decay: regular expressions matched against variable paths to exclude.
+        exclude_vectors: also exclude every variable of rank <= 1.
+
+    Returns:
+        A :class:`SelectiveAdamW` optimizer.
+
+    Example:
+        >>> from llm_tf.training import WarmupCosineDecay
+        >>> optimizer = build_optimizer(WarmupCosineDecay(5e-4, 100, 1000), weight_decay=0.01)
+        >>> optimizer.global_clipnorm
+        1.0
+    """
+    if isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool):
+        if not math.isfinite(learning_rate) or learning_rate <= 0:
+            raise ValueError(f"learning_rate must be a positive number; got learning_rate={learning_rate!r}")
+    elif not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        raise ValueError(
+            "learning_rate must be a positive number or a keras LearningRateSchedule; got "
+            f"learning_rate={learning_rate!r}"
+        )
+    checks = {"weight_decay": (weight_decay, 0.0, math.inf), "beta_1": (beta_1, 0.0, 1.0), "beta_2": (beta_2, 0.0, 1.0)}
+    for name, (value, low, high) in checks.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValueError(f"{name} must be a number in [{low}, {high}]; got {name}={value!r}")
+    for name, value in {"global_clipnorm": global_clipnorm, "clipnorm": clipnorm}.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ValueError(f"{name} must be a positive number or None; got {name}={value!r}")
+    if global_clipnorm is not None and clipnorm is not None:
+        raise ValueError(
+            f"Set only one of global_clipnorm and clipnorm; got global_clipnorm={global_clipnorm}, clipnorm={clipnorm}"
+        )
+    return SelectiveAdamW(
+        learning_rate=learning_rate,
+        weight_decay=float(weight_decay),
+        beta_1=float(beta_1),
+        beta_2=float(beta_2),
+        epsilon=float(epsilon),
+        global_clipnorm=None if global_clipnorm is None else float(global_clipnorm),
+        clipnorm=None if clipnorm is None else float(clipnorm),
+        exclude_from_weight_decay_patterns=exclude_from_weight_decay,
+        exclude_vectors=exclude_vectors,
+    )

@@ -1,0 +1,516 @@
+"""Encoder–decoder Transformer ("Attention Is All You Need") with cached greedy and beam-search decoding.
+
+The model maps a source sequence to a target sequence (translation, summarization):
+
+    E = Encoder(embed(source))                              (bidirectional self-attention)
+    logits = W_out · Decoder(embed(target_in), E)           (causal self-attention + cross-attention to E)
+
+Training uses teacher forcing: the decoder reads ``[start] + target`` and is trained to predict
+``target + [end]`` (padding carries sample weight 0). :meth:`Seq2SeqTransformer.generate` decodes new
+targets one token at a time, reusing each decoder layer's key/value cache and a cross-attention cache
+projected once from the encoder output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import ops
+
+from llm_tf.layers import TokenAndPositionEmbedding, TransformerDecoderBlock, TransformerEncoderBlock
+from llm_tf.layers.feed_forward import ACTIVATIONS
+
+# Sizes only; the vocabulary comes from the tokenizer, so it is always passed by the caller.
+SEQ2SEQ_PRESETS = {
+    "tiny": dict(
+        hidden_dim=128, num_encoder_layers=2, num_decoder_layers=2, num_heads=2, intermediate_dim=512
+    ),
+    "mini": dict(
+        hidden_dim=256, num_encoder_layers=4, num_decoder_layers=4, num_heads=4, intermediate_dim=1024
+    ),
+    "small": dict(
+        hidden_dim=512, num_encoder_layers=4, num_decoder_layers=4, num_heads=8, intermediate_dim=2048
+    ),
+    # The paper's base model: 6 + 6 layers, d_model 512, 8 heads, d_ff 2048.
+    "base": dict(
+        hidden_dim=512, num_encoder_layers=6, num_decoder_layers=6, num_heads=8, intermediate_dim=2048
+    ),
+}
+
+_POSITIONS = ("sinusoidal", "learned")
+# A finite "minus infinity" for beam scores: -inf would turn `-inf - -inf` into NaN.
+_NEGATIVE_INFINITY = -1e9
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
+
+
+def _check_rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be a float in [0, 1); got {name}={value!r}.")
+
+
+@dataclass
+class Seq2SeqConfig:
+    """Sizes and choices of a :class:`Seq2SeqTransformer`; round-trips through JSON.
+
+    Args:
+        vocabulary_size: number of token ids of the source vocabulary (and of the target vocabulary
+            unless ``target_vocabulary_size`` is set: a shared vocabulary, as in the paper).
+        max_sequence_length: longest source sequence (and target sequence, unless
+            ``max_target_sequence_length`` is set).
+        hidden_dim: model width ``d_model``.
+        num_encoder_layers: number of encoder blocks.
+        num_decoder_layers: number of decoder blocks.
+        num_heads: attention heads per block; must divide ``hidden_dim``.
+        intermediate_dim: feed-forward width ``d_ff``.
+        dropout: dropout on embeddings and every residual branch, in ``[0, 1)``.
+        attention_dropout: dropout on attention weights (default ``dropout``).
+        activation: feed-forward activation (``"relu"``, ``"gelu"``, ``"gelu_tanh"``, ``"silu"``).
+        layer_norm_epsilon: epsilon of every LayerNorm.
+        norm_first: pre-norm (True) or post-norm (False, the paper).
+        use_bias: whether projections have biases.
+        position: ``"sinusoidal"`` (the paper) or ``"learned"`` position embeddings.
+        scale_embeddings: multiply token vectors by ``√hidden_dim`` (the paper).
+        tie_embeddings: share the decoder's token table with the output projection; with a shared
+            vocabulary the encoder uses the same table too (one matrix for all three, as in the paper).
+        target_vocabulary_size: size of a separate target vocabulary (default: shared vocabulary).
+        max_target_sequence_length: longest target sequence (default ``max_sequence_length``).
+        final_norm: LayerNorm after the last encoder and decoder block (default: ``norm_first``, since a
+            pre-norm stack leaves its output unnormalized).
+        pad_id: padding id (0 in every llm_tf tokenizer).
+        start_id: id the decoder starts from (a tokenizer's ``bos_id``).
+        end_id: id that ends a generated target (a tokenizer's ``eos_id``).
+
+    Example:
+
+    >>> config = Seq2SeqConfig.from_preset("tiny", vocabulary_size=8000)
+    >>> Seq2SeqConfig.from_dict(config.to_dict()) == config
+    True
+    """
+
+    vocabulary_size: int
+    max_sequence_length: int = 256
+    hidden_dim: int = 512
+    num_encoder_layers: int = 6
+    num_decoder_layers: int = 6
+    num_heads: int = 8
+    intermediate_dim: int = 2048
+    dropout: float = 0.1
+    attention_dropout: float | None = None
+    activation: str = "relu"
+    layer_norm_epsilon: float = 1e-5
+    norm_first: bool = False
+    use_bias: bool = True
+    position: str = "sinusoidal"
+    scale_embeddings: bool = True
+    tie_embeddings: bool = True
+    target_vocabulary_size: int | None = None
+    max_target_sequence_length: int | None = None
+    final_norm: bool | None = None
+    pad_id: int = 0
+    start_id: int = 2
+    end_id: int = 3
+
+    def __post_init__(self):
+        for name in (
+            "vocabulary_size",
+            "max_sequence_length",
+            "hidden_dim",
+            "num_encoder_layers",
+            "num_decoder_layers",
+            "num_heads",
+            "intermediate_dim",
+        ):
+            _check_positive_int(name, getattr(self, name))
+        for name in ("target_vocabulary_size", "max_target_sequence_length"):
+            if getattr(self, name) is not None:
+                _check_positive_int(name, getattr(self, name))
+        if self.hidden_dim % self.num_heads != 0:
+            raise ValueError(
+                f"`hidden_dim` must be divisible by `num_heads`; got hidden_dim={self.hidden_dim}, "
+                f"num_heads={self.num_heads}."
+            )
+        _check_rate("dropout", self.dropout)
+        if self.attention_dropout is not None:
+            _check_rate("attention_dropout", self.attention_dropout)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"`activation` must be one of {sorted(ACTIVATIONS)}; got activation={self.activation!r}."
+            )
+        if not self.layer_norm_epsilon > 0:
+            raise ValueError(
+                f"`layer_norm_epsilon` must be > 0; got layer_norm_epsilon={self.layer_norm_epsilon!r}."
+            )
+        if self.position not in _POSITIONS:
+            raise ValueError(f"`position` must be one of {list(_POSITIONS)}; got position={self.position!r}.")
+        for name, size in (
+            ("pad_id", self.vocabulary_size),
+            ("pad_id", self.target_vocab_size),
+            ("start_id", self.target_vocab_size),
+            ("end_id", self.target_vocab_size),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+                raise ValueError(f"`{name}` must be an id in [0, {size}); got {name}={value!r}.")
+        if self.end_id == self.pad_id:
+            raise ValueError(
+                f"`end_id` must differ from `pad_id` (generated targets are padded after the end token); "
+                f"got end_id={self.end_id}, pad_id={self.pad_id}."
+            )
+
+    @property
+    def target_vocab_size(self):
+        """The target vocabulary size actually used (``target_vocabulary_size`` or the shared one)."""
+        return self.target_vocabulary_size or self.vocabulary_size
+
+    @property
+    def target_max_length(self):
+        """The longest target sequence actually allowed."""
+        return self.max_target_sequence_length or self.max_sequence_length
+
+    @property
+    def shares_vocabulary(self):
+        return self.target_vocabulary_size in (None, self.vocabulary_size)
+
+    def to_dict(self):
+        """A JSON-ready dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, config):
+        """Rebuilds a config from :meth:`to_dict`'s output; unknown keys raise ``ValueError``."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - names)
+        if unknown:
+            raise ValueError(f"unknown Seq2SeqConfig fields {unknown}; expected some of {sorted(names)}.")
+        return cls(**config)
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """The preset ``name`` (``tiny``, ``mini``, ``small``, ``base``) with ``overrides`` applied.
+
+        ``vocabulary_size`` must be among the overrides (it comes from the tokenizer).
+
+        Example:
+
+        >>> Seq2SeqConfig.from_preset("base", vocabulary_size=37000).num_encoder_layers
+        6
+        """
+        if name not in SEQ2SEQ_PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {list(SEQ2SEQ_PRESETS)}.")
+        if "vocabulary_size" not in overrides:
+            raise ValueError(
+                f"Seq2SeqConfig.from_preset({name!r}) needs `vocabulary_size=` (the tokenizer's vocabulary size)."
+            )
+        return cls.from_dict({**SEQ2SEQ_PRESETS[name], **overrides})
+
+
+def _known_values(tensor):
+    """The values of ``tensor`` as a numpy array when they are known now, else ``None``.
+
+    Numpy arrays, Python lists and eager tensors have values; symbolic tensors (a Functional model
+    being built, a ``tf.function`` or ``fit`` trace) do not, and are not checked.
+    """
+    if isinstance(tensor, np.ndarray | list | tuple):
+        return np.asarray(tensor)
+    if keras.backend.is_keras_tensor(tensor) or not hasattr(tensor, "numpy"):
+        return None
+    return np.asarray(keras.ops.convert_to_numpy(tensor))
+
+
+def _check_token_ids(name, token_ids, vocabulary_size, max_length, length_name):
+    """Raises ``ValueError`` for a rank other than 2, a sequence over ``max_length`` or ids out of range."""
+    shape = tuple(token_ids.shape)
+    if len(shape) != 2:
+        raise ValueError(f"`{name}` must have shape (batch, sequence); got shape {shape}.")
+    if shape[1] is not None and shape[1] > max_length:
+        raise ValueError(
+            f"sequence too long: `{name}` has {shape[1]} tokens, more than {length_name}={max_length}."
+        )
+    values = _known_values(token_ids)
+    if values is not None and values.size:
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high >= vocabulary_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"`{name}` holds token id {bad}, outside the vocabulary [0, {vocabulary_size}).")
+
+
+def length_penalty_factor(length, alpha):
+    """GNMT length penalty ``lp(len) = ((5 + len) / 6) ** alpha`` (Wu et al., 2016).
+
+    A hypothesis' score is ``log P(y | x) / lp(len(y))``: ``alpha = 0`` ranks by plain log-probability,
+    larger ``alpha`` favours longer outputs. ``len`` counts generated tokens including the end token.
+    """
+    return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, alpha)
+
+
+# ---- Backend-specific compilation: the only place in this file that names a backend. ------------------
+def _compile_generation_loop(function):
+    """Compiles a generation function once per input shapes: XLA on TensorFlow, eager elsewhere."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, jit_compile=True)
+    return function
+
+
+@keras.saving.register_keras_serializable(package="llm_tf")
+class Seq2SeqTransformer(keras.Model):
+    """Encoder–decoder Transformer for translation and summarization.
+
+    Post-norm (``norm_first=False``, the paper) encoder block: ``H' = LN(H + MHA(H))``,
+    ``Y = LN(H' + FFN(H'))``; the decoder adds ``LN(H + CrossMHA(H, E))`` between its masked
+    self-attention and its feed-forward network. Logits are ``H_dec · W_embedᵀ`` with tied embeddings.
+
+    Sublayers (attribute names, for weight mapping):
+
+    - ``encoder_embedding``, ``decoder_embedding``: :class:`~llm_tf.layers.TokenAndPositionEmbedding`
+      (the same layer object when the vocabulary is shared and ``tie_embeddings`` is set);
+    - ``embedding_dropout``: dropout on both embedded sequences;
+    - ``encoder_blocks``: list of :class:`~llm_tf.layers.TransformerEncoderBlock`;
+    - ``decoder_blocks``: list of :class:`~llm_tf.layers.TransformerDecoderBlock` (``cross_attention=True``);
+    - ``encoder_final_norm``, ``decoder_final_norm``: LayerNorms, only when ``config.final_norm``
+      (default: pre-norm models);
+    - ``output_projection``: ``Dense(target_vocabulary)`` only when ``tie_embeddings`` is False.
+
+    Args:
+        config: a :class:`Seq2SeqConfig` (or its dict).
+        **kwargs: standard ``keras.Model`` arguments (``name``, ``dtype``).
+
+    Call arguments:
+        inputs: dict with ``encoder_token_ids`` ``(batch, source)`` and ``decoder_token_ids``
+            ``(batch, target)`` (int), and optional ``encoder_padding_mask`` / ``decoder_padding_mask``
+            (bool, True = real token; default ``ids != pad_id``).
+        training: whether dropout is active.
+
+    Returns:
+        float32 logits ``(batch, target, target_vocabulary)``.
+
+    Example:
+
+    >>> config = Seq2SeqConfig.from_preset("tiny", vocabulary_size=100, dropout=0.0)
+    >>> model = Seq2SeqTransformer(config)
+    >>> source = np.array([[5, 6, 7, 3, 0]])
+    >>> logits = model({"encoder_token_ids": source, "decoder_token_ids": np.array([[2, 9, 8]])})
+    >>> logits.shape
+    (1, 3, 100)
+    >>> model.generate(source, max_length=4).shape
+    (1, 4)
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(config, dict):
+            config = Seq2SeqConfig.from_dict(config)
+        if not isinstance(config, Seq2SeqConfig):
+            raise ValueError(f"`config` must be a Seq2SeqConfig or its dict; got {type(config).__name__}.")
+        self.config = config
+        final_norm = config.norm_first if config.final_norm is None else config.final_norm
+
+        def embedding(vocabulary_size, max_length, name):
+            return TokenAndPositionEmbedding(
+                vocabulary_size,
+                max_length,
+                config.hidden_dim,
+                position=config.position,
+                scale_embeddings=config.scale_embeddings,
+                # The paper's N(0, d^-1/2) scale keeps √d-scaled embeddings at unit size.
+                embeddings_initializer=keras.initializers.RandomNormal(stddev=config.hidden_dim**-0.5),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        self.encoder_embedding = embedding(
+            config.vocabulary_size, config.max_sequence_length, "encoder_embedding"
+        )
+        if config.shares_vocabulary and config.tie_embeddings:
+            self.decoder_embedding = self.encoder_embedding
+        else:
+            self.decoder_embedding = embedding(
+                config.target_vocab_size, config.target_max_length, "decoder_embedding"
+            )
+        self.embedding_dropout = keras.layers.Dropout(
+            config.dropout, dtype=self.dtype_policy, name="embedding_dropout"
+        )
+        block_arguments = dict(
+            num_heads=config.num_heads,
+            intermediate_dim=config.intermediate_dim,
+            dropout=config.dropout,
+            attention_dropout=config.attention_dropout,
+            activation=config.activation,
+            layer_norm_epsilon=config.layer_norm_epsilon,
+            norm_first=config.norm_first,
+            use_bias=config.use_bias,
+            dtype=self.dtype_policy,
+        )
+        self.encoder_blocks = [
+            TransformerEncoderBlock(**block_arguments, name=f"encoder_block_{i}")
+            for i in range(config.num_encoder_layers)
+        ]
+        self.decoder_blocks = [
+            TransformerDecoderBlock(**block_arguments, cross_attention=True, name=f"decoder_block_{i}")
+            for i in range(config.num_decoder_layers)
+        ]
+        self.encoder_final_norm = self.decoder_final_norm = None
+        if final_norm:
+            self.encoder_final_norm = keras.layers.LayerNormalization(
+                epsilon=config.layer_norm_epsilon, dtype=self.dtype_policy, name="encoder_final_norm"
+            )
+            self.decoder_final_norm = keras.layers.LayerNormalization(
+                epsilon=config.layer_norm_epsilon, dtype=self.dtype_policy, name="decoder_final_norm"
+            )
+        self.output_projection = None
+        if not config.tie_embeddings:
+            self.output_projection = keras.layers.Dense(
+                config.target_vocab_size,
+                use_bias=config.use_bias,
+                dtype=self.dtype_policy,
+                name="output_projection",
+            )
+        self._generation_functions = {}
+        self.build()
+
+    def build(self, input_shape=None):
+        # Every shape is known from the config, so the weights exist right after construction
+        # (save/load and weight mapping need no dummy call).
+        hidden_shape = (None, None, self.config.hidden_dim)
+        for embedding in (self.encoder_embedding, self.decoder_embedding):
+            if not embedding.built:  # the two may be one shared layer
+                embedding.build()
+        for block in self.encoder_blocks:
+            block.build(hidden_shape)
+        for block in self.decoder_blocks:
+            block.build(hidden_shape, hidden_shape)
+        for norm in (self.encoder_final_norm, self.decoder_final_norm):
+            if norm is not None:
+                norm.build(hidden_shape)
+        if self.output_projection is not None:
+            self.output_projection.build(hidden_shape)
+        self.built = True
+
+    # ----------------------------------------------------------------------------------------------
+    # Forward pass.
+
+    def _padding_mask(self, token_ids, padding_mask):
+        if padding_mask is None:
+            return ops.not_equal(token_ids, self.config.pad_id)
+        return ops.cast(padding_mask, "bool")
+
+    def encode(self, encoder_token_ids, encoder_padding_mask=None, training=None):
+        """Runs the encoder.
+
+        Args:
+            encoder_token_ids: int ``(batch, source)``.
+            encoder_padding_mask: bool ``(batch, source)``, True for real tokens (default ``ids != pad_id``).
+            training: whether dropout is active.
+
+        Returns:
+            ``(batch, source, hidden_dim)`` encoder output.
+        """
+        config = self.config
+        _check_token_ids(
+            "encoder_token_ids",
+            encoder_token_ids,
+            config.vocabulary_size,
+            config.max_sequence_length,
+            "max_sequence_length",
+        )
+        encoder_padding_mask = self._padding_mask(encoder_token_ids, encoder_padding_mask)
+        hidden = self.embedding_dropout(self.encoder_embedding(encoder_token_ids), training=training)
+        for block in self.encoder_blocks:
+            hidden = block(hidden, padding_mask=encoder_padding_mask, training=training)
+        if self.encoder_final_norm is not None:
+            hidden = self.encoder_final_norm(hidden)
+        return hidden
+
+    def _logits(self, hidden):
+        if self.output_projection is None:
+            logits = self.decoder_embedding.project_to_vocabulary(hidden)
+        else:
+            logits = self.output_projection(hidden)
+        return ops.cast(logits, "float32")
+
+    def decode(
+        self,
+        decoder_token_ids,
+        encoder_output,
+        encoder_padding_mask=None,
+        decoder_padding_mask=None,
+        training=None,
+    ):
+        """Runs the decoder over a whole target (teacher forcing) and returns logits.
+
+        Args:
+            decoder_token_ids: int ``(batch, target)``, starting with ``start_id``.
+            encoder_output: ``(batch, source, hidden_dim)`` from :meth:`encode`.
+            encoder_padding_mask: bool ``(batch, source)``, True for real source tokens.
+            decoder_padding_mask: bool ``(batch, target)`` (default ``ids != pad_id``).
+            training: whether dropout is active.
+
+        Returns:
+            float32 logits ``(batch, target, target_vocabulary)``.
+        """
+        config = self.config
+        _check_token_ids(
+            "decoder_token_ids",
+            decoder_token_ids,
+            config.target_vocab_size,
+            config.target_max_length,
+            "the maximum target length",
+        )
+        decoder_padding_mask = self._padding_mask(decoder_token_ids, decoder_padding_mask)
+        if encoder_padding_mask is not None:
+            encoder_padding_mask = ops.cast(encoder_padding_mask, "bool")
+        hidden = self.embedding_dropout(self.decoder_embedding(decoder_token_ids), training=training)
+        for block in self.decoder_blocks:
+            hidden = block(
+                hidden,
+                encoder_output,
+                padding_mask=decoder_padding_mask,
+                encoder_padding_mask=encoder_padding_mask,
+                training=training,
+            )
+        if self.decoder_final_norm is not None:
+            hidden = self.decoder_final_norm(hidden)
+        return self._logits(hidden)
+
+    def call(self, inputs, training=None):
+        if not isinstance(inputs, dict):
+            raise ValueError(
+                "Seq2SeqTransformer expects a dict with `encoder_token_ids` and `decoder_token_ids` "
+                f"(and optional padding masks); got {type(inputs).__name__}."
+            )
+        missing = [key for key in ("encoder_token_ids", "decoder_token_ids") if key not in inputs]
+        if missing:
+            raise ValueError(f"the inputs dict misses {missing}; got keys {sorted(inputs)}.")
+        encoder_token_ids = inputs["encoder_token_ids"]
+        encoder_padding_mask = self._padding_mask(encoder_token_ids, inputs.get("encoder_padding_mask"))
+        encoder_output = self.encode(encoder_token_ids, encoder_padding_mask, training=training)
+        return self.decode(
+            inputs["decoder_token_ids"],
+            encoder_output,
+            encoder_padding_mask=encoder_padding_mask,
+            decoder_padding_mask=inputs.get("decoder_padding_mask"),
+            training=training,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["config"] = self.config.to_dict()
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(Seq2SeqConfig.from_dict(config.pop("config")), **config)
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """A freshly initialized model of size ``name``; see :meth:`Seq2SeqConfig.from_preset`."""
+        return cls(Seq2SeqConfig.from_preset(name, **overrides))

@@ -514,3 +514,289 @@ class Seq2SeqTransformer(keras.Model):
     def from_preset(cls, name, **overrides):
         """A freshly initialized model of size ``name``; see :meth:`Seq2SeqConfig.from_preset`."""
         return cls(Seq2SeqConfig.from_preset(name, **overrides))
+
+    # ----------------------------------------------------------------------------------------------
+    # Generation.
+
+    def _prepare_source(self, encoder_token_ids, encoder_padding_mask):
+        """Host-side checks and conversion of the source batch; returns int32 ids and a bool mask."""
+        if isinstance(encoder_token_ids, dict):
+            if "encoder_token_ids" not in encoder_token_ids:
+                raise ValueError(
+                    f"a dict passed to generate needs `encoder_token_ids`; got keys {sorted(encoder_token_ids)}."
+                )
+            if encoder_padding_mask is None:
+                encoder_padding_mask = encoder_token_ids.get("encoder_padding_mask")
+            encoder_token_ids = encoder_token_ids["encoder_token_ids"]
+        if hasattr(encoder_token_ids, "to_tensor"):  # a ragged batch (tf.RaggedTensor)
+            encoder_token_ids = encoder_token_ids.to_tensor(default_value=self.config.pad_id)
+        values = _known_values(encoder_token_ids)
+        if values is None:
+            raise ValueError("generate needs concrete `encoder_token_ids` (numpy, lists or eager tensors).")
+        if values.dtype == object:  # a list of sequences of different lengths: right-pad them
+            rows = [np.asarray(row, "int64").reshape(-1) for row in values]
+            values = np.full((len(rows), max((len(r) for r in rows), default=0)), self.config.pad_id, "int64")
+            for i, row in enumerate(rows):
+                values[i, : len(row)] = row
+        if values.ndim == 1:
+            values = values[None, :]
+        if not np.issubdtype(values.dtype, np.integer):
+            raise ValueError(f"`encoder_token_ids` must hold integer ids; got dtype {values.dtype}.")
+        if values.size == 0:
+            raise ValueError(f"`encoder_token_ids` must be a non-empty batch; got shape {values.shape}.")
+        config = self.config
+        _check_token_ids(
+            "encoder_token_ids",
+            values,
+            config.vocabulary_size,
+            config.max_sequence_length,
+            "max_sequence_length",
+        )
+        if encoder_padding_mask is None:
+            mask = values != config.pad_id
+        else:
+            mask = _known_values(encoder_padding_mask)
+            if mask is None or mask.shape != values.shape:
+                raise ValueError(
+                    f"`encoder_padding_mask` must be concrete with the ids' shape {values.shape}; "
+                    f"got {None if mask is None else mask.shape}."
+                )
+            mask = mask.astype(bool)
+        return values.astype("int32"), mask
+
+    def generate(
+        self,
+        encoder_token_ids,
+        encoder_padding_mask=None,
+        max_length=None,
+        num_beams=1,
+        length_penalty=1.0,
+        return_scores=False,
+    ):
+        """Generates target token ids for a batch of sources, greedily or with beam search.
+
+        Decoding starts from ``config.start_id`` and stops at ``config.end_id`` or after ``max_length``
+        tokens. Each step runs only the newest token through the decoder: the self-attention keys and
+        values of earlier tokens sit in per-layer caches, and the cross-attention keys and values are
+        projected once from the encoder output. The whole loop is compiled once per input shape
+        (XLA on TensorFlow), so later calls with the same shapes run at full speed.
+
+        Beam search keeps ``num_beams`` hypotheses per source, ranked by the GNMT score
+        ``log P(y | x) / lp(len(y))`` with ``lp(len) = ((5 + len) / 6) ** length_penalty`` (``len``
+        counts generated tokens including the end token; ``length_penalty=0`` ranks by plain
+        log-probability, larger values favour longer outputs). A finished hypothesis stays in the beam
+        with its score until better ones push it out; the best hypothesis at the end is returned.
+        ``num_beams=1`` is exactly greedy decoding.
+
+        Args:
+            encoder_token_ids: int ``(batch, source)`` (numpy, eager tensor, list of lists, which may
+                differ in length and are right-padded, a ``tf.RaggedTensor``), a single sequence, or a
+                model inputs dict (its ``encoder_*`` entries are used).
+            encoder_padding_mask: bool ``(batch, source)``, True for real tokens (default ``ids != pad_id``).
+            max_length: most tokens to generate, at most the maximum target length (default: that).
+            num_beams: beams per source; 1 is greedy decoding.
+            length_penalty: ``alpha`` of the GNMT length penalty (≥ 0).
+            return_scores: also return each output's score (``log P(y | x) / lp(len(y))``).
+
+        Returns:
+            int32 numpy array ``(batch, max_length)`` of generated ids without the start token, with
+            ``pad_id`` after the end token, ready for ``tokenizer.batch_decode``; with
+            ``return_scores``, a tuple ``(token_ids, scores)`` with float32 scores ``(batch,)``.
+
+        Example:
+
+        >>> model = Seq2SeqTransformer(Seq2SeqConfig.from_preset("tiny", vocabulary_size=100))
+        >>> model.generate([[5, 6, 7, 3]], max_length=6, num_beams=4).shape
+        (1, 6)
+        """
+        config = self.config
+        max_length = config.target_max_length if max_length is None else max_length
+        if isinstance(max_length, bool) or not isinstance(max_length, int | np.integer) or max_length < 1:
+            raise ValueError(f"`max_length` must be a positive integer; got max_length={max_length!r}.")
+        if max_length > config.target_max_length:
+            raise ValueError(
+                f"`max_length` must be at most the maximum target length {config.target_max_length}; "
+                f"got max_length={max_length}."
+            )
+        if isinstance(num_beams, bool) or not isinstance(num_beams, int | np.integer) or num_beams < 1:
+            raise ValueError(f"`num_beams` must be an integer >= 1; got num_beams={num_beams!r}.")
+        if (
+            isinstance(length_penalty, bool)
+            or not isinstance(length_penalty, int | float)
+            or length_penalty < 0
+        ):
+            raise ValueError(
+                f"`length_penalty` must be a number >= 0; got length_penalty={length_penalty!r}."
+            )
+        token_ids, padding_mask = self._prepare_source(encoder_token_ids, encoder_padding_mask)
+
+        # One compiled loop per (max_length, num_beams); the length penalty is an input, not a constant.
+        key = (int(max_length), int(num_beams))
+        if key not in self._generation_functions:
+            if num_beams == 1:
+                function = self._greedy_search_function(*key)
+            else:
+                function = self._beam_search_function(*key)
+            self._generation_functions[key] = _compile_generation_loop(function)
+        output_ids, scores = self._generation_functions[key](
+            token_ids, padding_mask, np.float32(length_penalty)
+        )
+        output_ids = np.asarray(ops.convert_to_numpy(output_ids)).astype("int32")
+        if return_scores:
+            return output_ids, np.asarray(ops.convert_to_numpy(scores)).astype("float32")
+        return output_ids
+
+    def _empty_self_attention_caches(self, batch_size, max_length):
+        head_dim = self.config.hidden_dim // self.config.num_heads
+        shape = (batch_size, 2, max_length, self.config.num_heads, head_dim)
+        return tuple(ops.zeros(shape, dtype=block.compute_dtype) for block in self.decoder_blocks)
+
+    def _decode_step(
+        self, token_ids, index, self_attention_caches, cross_attention_caches, encoder_padding_mask
+    ):
+        """One cached decoder step: ``token_ids`` ``(batch,)`` at position ``index`` → float32 logits ``(batch, vocab)``."""
+        hidden = self.decoder_embedding(token_ids[:, None], start_index=index)
+        updated_caches = []
+        for block, cache, cross_cache in zip(
+            self.decoder_blocks, self_attention_caches, cross_attention_caches
+        ):
+            hidden, cache = block(
+                hidden,
+                encoder_padding_mask=encoder_padding_mask,
+                self_attention_cache=cache,
+                cache_index=index,
+                cross_attention_cache=cross_cache,
+                training=False,
+            )
+            updated_caches.append(cache)
+        if self.decoder_final_norm is not None:
+            hidden = self.decoder_final_norm(hidden)
+        return self._logits(hidden)[:, 0, :], tuple(updated_caches)
+
+    def _greedy_search_function(self, max_length, num_beams):
+        config = self.config
+
+        def greedy_search(encoder_token_ids, encoder_padding_mask, length_penalty):
+            batch_size = ops.shape(encoder_token_ids)[0]
+            encoder_output = self.encode(encoder_token_ids, encoder_padding_mask, training=False)
+            cross_caches = tuple(
+                block.compute_cross_attention_cache(encoder_output) for block in self.decoder_blocks
+            )
+            is_padding = ops.equal(ops.arange(config.target_vocab_size), config.pad_id)
+
+            def condition(index, tokens, output, finished, log_probability, lengths, caches):
+                return ops.logical_and(index < max_length, ops.logical_not(ops.all(finished)))
+
+            def body(index, tokens, output, finished, log_probability, lengths, caches):
+                logits, caches = self._decode_step(tokens, index, caches, cross_caches, encoder_padding_mask)
+                # Padding is never generated as a token, so pad_id in the output always means "ended".
+                allowed_logits = ops.where(is_padding[None, :], _NEGATIVE_INFINITY, logits)
+                next_tokens = ops.cast(ops.argmax(allowed_logits, axis=-1), "int32")
+                # A finished sequence only grows padding, which adds nothing to its score or length.
+                next_tokens = ops.where(finished, config.pad_id, next_tokens)
+                token_log_probability = ops.take_along_axis(
+                    ops.log_softmax(logits, axis=-1), next_tokens[:, None], axis=-1
+                )[:, 0]
+                log_probability = log_probability + ops.where(finished, 0.0, token_log_probability)
+                lengths = ops.where(finished, lengths, index + 1)
+                output = ops.slice_update(output, [0, index], next_tokens[:, None])
+                finished = ops.logical_or(finished, ops.equal(next_tokens, config.end_id))
+                return index + 1, next_tokens, output, finished, log_probability, lengths, caches
+
+            _, _, output, _, log_probability, lengths, _ = ops.while_loop(
+                condition,
+                body,
+                (
+                    ops.convert_to_tensor(0, "int32"),
+                    ops.full((batch_size,), config.start_id, "int32"),
+                    ops.full((batch_size, max_length), config.pad_id, "int32"),
+                    ops.zeros((batch_size,), "bool"),
+                    ops.zeros((batch_size,), "float32"),
+                    ops.zeros((batch_size,), "int32"),
+                    self._empty_self_attention_caches(batch_size, max_length),
+                ),
+            )
+            return output, log_probability / length_penalty_factor(lengths, length_penalty)
+
+        return greedy_search
+
+    def _beam_search_function(self, max_length, num_beams):
+        config = self.config
+        vocabulary_size = config.target_vocab_size
+
+        def beam_search(encoder_token_ids, encoder_padding_mask, length_penalty):
+            batch_size = ops.shape(encoder_token_ids)[0]
+            rows = batch_size * num_beams
+            encoder_output = self.encode(encoder_token_ids, encoder_padding_mask, training=False)
+            # Beams are flattened into the batch: row b * num_beams + k is beam k of source b.
+            encoder_output = ops.repeat(encoder_output, num_beams, axis=0)
+            encoder_padding_mask = ops.repeat(encoder_padding_mask, num_beams, axis=0)
+            cross_caches = tuple(
+                block.compute_cross_attention_cache(encoder_output) for block in self.decoder_blocks
+            )
+            # A live beam may continue with any token but padding; a finished one only with padding, free.
+            is_padding = ops.equal(ops.arange(vocabulary_size), config.pad_id)
+            padding_only = ops.where(is_padding, 0.0, _NEGATIVE_INFINITY)
+            beam_offsets = ops.arange(batch_size, dtype="int32")[:, None] * num_beams
+
+            def condition(index, tokens, sequences, finished, scores, lengths, caches):
+                return ops.logical_and(index < max_length, ops.logical_not(ops.all(finished)))
+
+            def body(index, tokens, sequences, finished, scores, lengths, caches):
+                logits, caches = self._decode_step(tokens, index, caches, cross_caches, encoder_padding_mask)
+                log_probabilities = ops.log_softmax(logits, axis=-1)
+                log_probabilities = ops.where(is_padding[None, :], _NEGATIVE_INFINITY, log_probabilities)
+                log_probabilities = ops.where(finished[:, None], padding_only[None, :], log_probabilities)
+                # Every (beam, token) continuation: its log-probability and its GNMT-normalized score.
+                candidate_scores = ops.reshape(scores, (rows, 1)) + log_probabilities
+                candidate_lengths = ops.where(finished, lengths, index + 1)
+                penalties = length_penalty_factor(candidate_lengths, length_penalty)
+                normalized = ops.reshape(
+                    candidate_scores / penalties[:, None], (batch_size, num_beams * vocabulary_size)
+                )
+                _, best = ops.top_k(normalized, k=num_beams)  # (batch, beams), best first
+                parent_rows = ops.reshape(beam_offsets + ops.cast(best // vocabulary_size, "int32"), (rows,))
+                next_tokens = ops.reshape(ops.cast(best % vocabulary_size, "int32"), (rows,))
+                scores = ops.take_along_axis(
+                    ops.reshape(candidate_scores, (batch_size, num_beams * vocabulary_size)), best, axis=1
+                )
+                lengths = ops.take(candidate_lengths, parent_rows, axis=0)
+                finished = ops.take(finished, parent_rows, axis=0)
+                sequences = ops.take(sequences, parent_rows, axis=0)
+                caches = tuple(ops.take(cache, parent_rows, axis=0) for cache in caches)
+                sequences = ops.slice_update(sequences, [0, index], next_tokens[:, None])
+                finished = ops.logical_or(finished, ops.equal(next_tokens, config.end_id))
+                return (
+                    index + 1,
+                    next_tokens,
+                    sequences,
+                    finished,
+                    ops.reshape(scores, (rows,)),
+                    lengths,
+                    caches,
+                )
+
+            # Only beam 0 starts live; the others start as finished, hopeless placeholders, so the first
+            # step does not pick the same token num_beams times and early stopping still works.
+            placeholder = ops.arange(rows) % num_beams > 0
+            _, _, sequences, _, scores, lengths, _ = ops.while_loop(
+                condition,
+                body,
+                (
+                    ops.convert_to_tensor(0, "int32"),
+                    ops.full((rows,), config.start_id, "int32"),
+                    ops.full((rows, max_length), config.pad_id, "int32"),
+                    placeholder,
+                    ops.where(placeholder, _NEGATIVE_INFINITY, 0.0),
+                    ops.zeros((rows,), "int32"),
+                    self._empty_self_attention_caches(rows, max_length),
+                ),
+            )
+            final_scores = ops.reshape(
+                scores / length_penalty_factor(lengths, length_penalty), (batch_size, num_beams)
+            )
+            best_beam = ops.cast(ops.argmax(final_scores, axis=-1), "int32")
+            best_scores = ops.take_along_axis(final_scores, best_beam[:, None], axis=1)[:, 0]
+            return ops.take(sequences, beam_offsets[:, 0] + best_beam, axis=0), best_scores
+
+        return beam_search

@@ -13,7 +13,6 @@ Everything a user touches is here: :class:`GPTConfig` (the sizes, a JSON round-t
 
 import dataclasses
 import json
-import math
 
 import keras
 import numpy as np
@@ -322,7 +321,9 @@ class GPT(keras.Model):
         if isinstance(config, dict):
             config = GPTConfig.from_dict(config)
         if not isinstance(config, GPTConfig):
-            raise ValueError(f"GPT expects a GPTConfig or its dict; got config of type {type(config).__name__}.")
+            raise ValueError(
+                f"GPT expects a GPTConfig or its dict; got config of type {type(config).__name__}."
+            )
         self.config = config
 
         def initializer():
@@ -337,7 +338,9 @@ class GPT(keras.Model):
             dtype=self.dtype_policy,
             name="embedding",
         )
-        self.embedding_dropout = keras.layers.Dropout(config.dropout, dtype=self.dtype_policy, name="embedding_dropout")
+        self.embedding_dropout = keras.layers.Dropout(
+            config.dropout, dtype=self.dtype_policy, name="embedding_dropout"
+        )
         self.blocks = [
             TransformerDecoderBlock(
                 num_heads=config.num_heads,
@@ -434,7 +437,9 @@ class GPT(keras.Model):
     def _check_inputs(self, token_ids, padding_mask):
         length = token_ids.shape[1] if len(token_ids.shape) == 2 else None
         if len(token_ids.shape) != 2:
-            raise ValueError(f"GPT expects `token_ids` of shape (batch, sequence); got shape {tuple(token_ids.shape)}.")
+            raise ValueError(
+                f"GPT expects `token_ids` of shape (batch, sequence); got shape {tuple(token_ids.shape)}."
+            )
         if length is not None and length > self.config.max_sequence_length:
             raise ValueError(
                 f"sequence too long: `token_ids` has {length} tokens but max_sequence_length="
@@ -463,3 +468,477 @@ class GPT(keras.Model):
         for block in self.blocks:
             hidden = block(hidden, padding_mask=padding_mask, training=training)
         return self._logits(hidden)
+
+    # ---- generation -------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt_ids,
+        max_new_tokens,
+        strategy="greedy",
+        temperature=1.0,
+        top_k=None,
+        top_p=None,
+        num_beams=4,
+        length_penalty=1.0,
+        seed=None,
+        stop_token_ids=None,
+        padding_mask=None,
+        sampler=None,
+    ):
+        """Continue each prompt by ``max_new_tokens`` tokens with a key/value cache.
+
+        The whole prompt is run in one pass (prefill) that fills the per-block caches and scores
+        only its last position; then a compiled while-loop emits one token per step, each step
+        reading every weight once. The loop is compiled with XLA once per (batch size, total length
+        ``prompt_length + max_new_tokens``, sampler settings): calling again with the same shapes and
+        settings does not trace again (see :attr:`generate_trace_count`).
+
+        Prompts of different lengths go in one batch padded with id 0, either as a list of lists
+        (left-padded here) or with a ``padding_mask``; left- and right-padded batches are both
+        accepted (right padding is moved to the left). Each row is positioned as if unpadded, so a
+        padded prompt gives the same continuation as the same prompt alone.
+
+        Args:
+            prompt_ids: int ``(batch, prompt_length)`` or ``(prompt_length,)`` array, a list of
+                lists of ids (ragged allowed), or a dict with ``"token_ids"`` and ``"padding_mask"``.
+            max_new_tokens: number of tokens to add (positive int).
+            strategy: ``"greedy"`` (argmax), ``"temperature"`` (sample ``softmax(logits / T)``),
+                ``"top_k"`` (sample among the ``top_k`` most likely), ``"top_p"`` (nucleus: sample
+                among the most likely tokens whose probability sums to ``top_p``) or ``"beam"``.
+            temperature: softmax temperature (> 0) of the sampling strategies.
+            top_k: number of candidates for ``"top_k"`` (default 50, at most the vocabulary size).
+            top_p: probability mass for ``"top_p"`` in (0, 1] (default 0.9).
+            num_beams: beams for ``"beam"`` (1 reproduces greedy decoding).
+            length_penalty: beam scores are divided by ``generated_length ** length_penalty``
+                when the best beam is picked (0 = raw log-probability).
+            seed: integer seed of the sampling strategies; the random draw of step ``s`` depends only
+                on ``(seed, s, row)``, so a seed reproduces a sample exactly. ``None`` draws one.
+            stop_token_ids: an id or ids that end a sequence; the stop token is kept, later
+                positions of that row are padding (0), and the loop ends once every row stopped.
+            padding_mask: ``(batch, prompt_length)``, True for real prompt tokens (contiguous).
+            sampler: alias of ``strategy``.
+
+        Returns:
+            int32 numpy array ``(batch, prompt_length + max_new_tokens)``: the (left-padded) prompt
+            followed by the new tokens.
+
+        Example:
+
+        >>> model = GPT(GPTConfig.from_preset("tiny", vocabulary_size=100, max_sequence_length=32))
+        >>> model.generate([[5, 6, 7], [8, 9]], max_new_tokens=3, strategy="top_k", top_k=5, seed=1).shape
+        (2, 6)
+        """
+        if sampler is not None:
+            if strategy not in ("greedy", sampler):
+                raise ValueError(
+                    f"`sampler` is an alias of `strategy`; got strategy={strategy!r}, sampler={sampler!r}."
+                )
+            strategy = sampler
+        settings = self._generation_settings(
+            strategy, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids
+        )
+        token_ids, prompt_mask = self._prepare_prompts(prompt_ids, padding_mask)
+        if (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, int | np.integer)
+            or max_new_tokens < 1
+        ):
+            raise ValueError(
+                f"`max_new_tokens` must be a positive integer; got max_new_tokens={max_new_tokens!r}."
+            )
+        prompt_length = token_ids.shape[1]
+        total_length = prompt_length + int(max_new_tokens)
+        if total_length > self.config.max_sequence_length:
+            raise ValueError(
+                f"prompt too long: prompt_length={prompt_length} + max_new_tokens={max_new_tokens} = "
+                f"{total_length} exceeds the model's max_sequence_length={self.config.max_sequence_length}."
+            )
+        if seed is None:
+            seed = int(np.random.default_rng().integers(0, 2**32))
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise ValueError(f"`seed` must be an integer or None; got seed={seed!r}.")
+        key = settings + (total_length,)
+        if key not in self._generate_functions:
+            self._generate_functions[key] = _compile(
+                lambda ids, mask, seed_value: self._generate_graph(
+                    ids, mask, seed_value, total_length, settings
+                )
+            )
+        seed_value = np.asarray(int(seed) % 2**32, dtype="uint32")
+        output = self._generate_functions[key](token_ids, prompt_mask, seed_value)
+        return np.asarray(ops.convert_to_numpy(output), dtype="int32")
+
+    def _generation_settings(
+        self, strategy, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids
+    ):
+        """Validate the sampler arguments; returns the hashable settings tuple that keys the compiled loops."""
+        if strategy not in SAMPLERS:
+            raise ValueError(f"`strategy` must be one of {list(SAMPLERS)}; got strategy={strategy!r}.")
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature > 0:
+            raise ValueError(f"`temperature` must be a number > 0; got temperature={temperature!r}.")
+        vocabulary_size = self.config.vocabulary_size
+        if top_k is not None and (
+            isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1
+        ):
+            raise ValueError(f"`top_k` must be an integer >= 1; got top_k={top_k!r}.")
+        if top_k is not None and top_k > vocabulary_size:
+            raise ValueError(f"`top_k` must be at most vocabulary_size={vocabulary_size}; got top_k={top_k}.")
+        if top_p is not None and (
+            isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0.0 < top_p <= 1.0
+        ):
+            raise ValueError(f"`top_p` must be a number in (0, 1]; got top_p={top_p!r}.")
+        if isinstance(num_beams, bool) or not isinstance(num_beams, int | np.integer) or num_beams < 1:
+            raise ValueError(f"`num_beams` must be an integer >= 1; got num_beams={num_beams!r}.")
+        if strategy == "beam" and num_beams > vocabulary_size:
+            raise ValueError(
+                f"`num_beams` must be at most vocabulary_size={vocabulary_size}; got {num_beams}."
+            )
+        if isinstance(length_penalty, bool) or not isinstance(length_penalty, int | float):
+            raise ValueError(f"`length_penalty` must be a number; got length_penalty={length_penalty!r}.")
+        if stop_token_ids is None:
+            stop_token_ids = ()
+        elif isinstance(stop_token_ids, int | np.integer):
+            stop_token_ids = (int(stop_token_ids),)
+        stop_token_ids = tuple(sorted({int(t) for t in stop_token_ids}))
+        _check_token_ids(np.asarray(stop_token_ids, dtype="int64"), vocabulary_size, "stop_token_ids")
+        # Only the settings the chosen strategy uses enter the key, so unused ones never cause a retrace.
+        temperature = None if strategy in ("greedy", "beam") else float(temperature)
+        top_k = (50 if top_k is None else min(int(top_k), vocabulary_size)) if strategy == "top_k" else None
+        top_p = (0.9 if top_p is None else float(top_p)) if strategy == "top_p" else None
+        beams = int(num_beams) if strategy == "beam" else None
+        length_penalty = float(length_penalty) if strategy == "beam" else None
+        return (strategy, temperature, top_k, top_p, beams, length_penalty, stop_token_ids)
+
+    def _prepare_prompts(self, prompt_ids, padding_mask):
+        """Prompts as a left-padded int32 ``(batch, length)`` array plus its bool mask (checked eagerly)."""
+        if isinstance(prompt_ids, dict):
+            if padding_mask is not None:
+                raise ValueError(
+                    "give the padding mask either in the `prompt_ids` dict or as `padding_mask`."
+                )
+            prompt_ids, padding_mask = _split_inputs(prompt_ids)
+        if (
+            isinstance(prompt_ids, list | tuple)
+            and prompt_ids
+            and isinstance(prompt_ids[0], list | tuple | np.ndarray)
+        ):
+            rows = [np.asarray(row).reshape(-1) for row in prompt_ids]
+            if padding_mask is not None:
+                raise ValueError(
+                    "`padding_mask` cannot be combined with a list of prompts (they are padded here)."
+                )
+            length = max(len(row) for row in rows)
+            token_ids = np.zeros((len(rows), length), dtype="int64")
+            mask = np.zeros((len(rows), length), dtype=bool)
+            for index, row in enumerate(rows):
+                if len(row):
+                    token_ids[index, length - len(row) :] = row
+                    mask[index, length - len(row) :] = True
+            prompt_ids, padding_mask = token_ids, mask
+        token_ids = np.asarray(ops.convert_to_numpy(prompt_ids))
+        if token_ids.ndim == 1:
+            token_ids = token_ids[None, :]
+            padding_mask = None if padding_mask is None else np.asarray(padding_mask).reshape(1, -1)
+        if token_ids.ndim != 2 or token_ids.shape[1] == 0 or token_ids.shape[0] == 0:
+            raise ValueError(
+                f"`prompt_ids` must be a non-empty (batch, prompt_length) array; got shape {token_ids.shape}."
+            )
+        _check_token_ids(token_ids, self.config.vocabulary_size, "prompt_ids")
+        if token_ids.shape[1] > self.config.max_sequence_length:
+            raise ValueError(
+                f"prompt too long: {token_ids.shape[1]} tokens exceed the model's max_sequence_length="
+                f"{self.config.max_sequence_length}."
+            )
+        if padding_mask is None:
+            return token_ids.astype("int32"), np.ones(token_ids.shape, dtype=bool)
+        mask = np.asarray(ops.convert_to_numpy(padding_mask)).astype(bool)
+        if mask.shape != token_ids.shape:
+            raise ValueError(
+                f"`padding_mask` must have the shape of `prompt_ids` {token_ids.shape}; got {mask.shape}."
+            )
+        left_padded_ids = np.zeros_like(token_ids, dtype="int32")
+        left_padded_mask = np.zeros_like(mask)
+        length = token_ids.shape[1]
+        for index, row_mask in enumerate(mask):
+            real = np.flatnonzero(row_mask)
+            if real.size == 0:
+                raise ValueError(f"prompt {index} is empty: its `padding_mask` row has no real token.")
+            if real[-1] - real[0] + 1 != real.size:
+                raise ValueError(
+                    f"prompt {index} has padding between real tokens; `padding_mask` must mark one "
+                    f"contiguous run of real tokens per row (left or right padding)."
+                )
+            left_padded_ids[index, length - real.size :] = token_ids[index, real]
+            left_padded_mask[index, length - real.size :] = True
+        return left_padded_ids, left_padded_mask
+
+    @property
+    def _head_shape(self):
+        return (self.config.num_heads, self.config.head_dim)
+
+    def _prefill(self, token_ids, prompt_mask, total_length):
+        """Run the prompt once, filling fresh caches; returns last-position logits and the decoding state.
+
+        Returns:
+            ``(logits (batch, V), caches, key_mask (batch, total_length), lengths (batch,))`` where
+            ``lengths`` counts the real prompt tokens (the position of the first new token).
+        """
+        batch_size, prompt_length = token_ids.shape
+        dtype = self.blocks[0].compute_dtype
+        caches = [
+            ops.zeros((batch_size, 2, total_length) + self._head_shape, dtype=dtype) for _ in self.blocks
+        ]
+        key_mask = ops.concatenate(
+            [prompt_mask, ops.ones((batch_size, total_length - prompt_length), dtype="bool")], axis=1
+        )
+        counts = ops.cumsum(ops.cast(prompt_mask, "int32"), axis=1)
+        hidden = self._embed_at(token_ids, ops.maximum(counts - 1, 0))
+        for index, block in enumerate(self.blocks):
+            hidden, caches[index] = block(
+                hidden,
+                padding_mask=key_mask,
+                self_attention_cache=caches[index],
+                cache_index=0,
+                training=False,
+            )
+        # Only the last position's logits are needed: project one vector per row, not the whole prompt.
+        return self._logits(hidden[:, -1, :]), caches, key_mask, counts[:, -1]
+
+    def _decode_step(self, token, position, caches, key_mask, cache_index):
+        """One new token per row at ``position`` (batch,), written into every cache at ``cache_index``."""
+        hidden = self._embed_at(token[:, None], position[:, None])
+        new_caches = []
+        for block, cache in zip(self.blocks, caches):
+            hidden, cache = block(
+                hidden,
+                padding_mask=key_mask,
+                self_attention_cache=cache,
+                cache_index=cache_index,
+                training=False,
+            )
+            new_caches.append(cache)
+        return self._logits(hidden[:, 0, :]), new_caches
+
+    def _generate_graph(self, token_ids, prompt_mask, seed, total_length, settings):
+        """The traced body of :meth:`generate` (compiled by ``_compile``)."""
+        self.generate_trace_count += 1
+        strategy, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids = settings
+        if strategy == "beam":
+            return self._beam_search(
+                token_ids, prompt_mask, total_length, num_beams, length_penalty, stop_token_ids
+            )
+        batch_size, prompt_length = token_ids.shape
+        stop_ids = ops.convert_to_tensor(np.asarray(stop_token_ids, dtype="int32").reshape(-1))
+
+        def select(logits, step):
+            return _select_tokens(logits, strategy, temperature, top_k, top_p, seed, step)
+
+        def is_stop(tokens):
+            if not stop_token_ids:
+                return ops.zeros(ops.shape(tokens), dtype="bool")
+            return ops.any(ops.equal(tokens[:, None], stop_ids[None, :]), axis=1)
+
+        logits, caches, key_mask, lengths = self._prefill(token_ids, prompt_mask, total_length)
+        token = select(logits, 0)
+        output = ops.concatenate(
+            [token_ids, ops.zeros((batch_size, total_length - prompt_length), dtype="int32")], axis=1
+        )
+        output = ops.slice_update(output, [0, prompt_length], token[:, None])
+        finished = is_stop(token)
+
+        def condition(step, token, caches, output, finished):
+            return ops.logical_and(step < total_length - prompt_length, ops.logical_not(ops.all(finished)))
+
+        def body(step, token, caches, output, finished):
+            # `token` (generated at step - 1) sits at position lengths + step - 1 and cache slot prompt_length + step - 1.
+            logits, caches = self._decode_step(
+                token, lengths + step - 1, caches, key_mask, prompt_length + step - 1
+            )
+            new_token = ops.where(finished, ops.zeros_like(token), select(logits, step))
+            output = ops.slice_update(output, [0, prompt_length + step], new_token[:, None])
+            return step + 1, new_token, caches, output, ops.logical_or(finished, is_stop(new_token))
+
+        state = (ops.convert_to_tensor(1, dtype="int32"), token, caches, output, finished)
+        return ops.while_loop(condition, body, state)[3]
+
+    def _beam_search(self, token_ids, prompt_mask, total_length, num_beams, length_penalty, stop_token_ids):
+        """Beam search; finished beams stay in the beam with a frozen score (they only extend with padding)."""
+        batch_size, prompt_length = token_ids.shape
+        vocabulary_size = self.config.vocabulary_size
+        flat_size = batch_size * num_beams
+        stop_ids = ops.convert_to_tensor(np.asarray(stop_token_ids, dtype="int32").reshape(-1))
+
+        def is_stop(tokens):
+            if not stop_token_ids:
+                return ops.zeros(ops.shape(tokens), dtype="bool")
+            return ops.any(ops.equal(tokens[..., None], stop_ids), axis=-1)
+
+        logits, caches, key_mask, lengths = self._prefill(token_ids, prompt_mask, total_length)
+        # The first step picks the `num_beams` best distinct first tokens of each row.
+        scores, tokens = ops.top_k(ops.log_softmax(logits, axis=-1), num_beams)
+        tokens = ops.cast(tokens, "int32")
+        caches = [ops.repeat(cache, num_beams, axis=0) for cache in caches]
+        key_mask = ops.repeat(key_mask, num_beams, axis=0)
+        lengths = ops.repeat(lengths, num_beams, axis=0)
+        sequences = ops.concatenate(
+            [token_ids, ops.zeros((batch_size, total_length - prompt_length), dtype="int32")], axis=1
+        )
+        sequences = ops.repeat(sequences[:, None, :], num_beams, axis=1)
+        sequences = ops.slice_update(sequences, [0, 0, prompt_length], tokens[:, :, None])
+        finished = is_stop(tokens)
+        generated = ops.ones((batch_size, num_beams), dtype="float32")
+        # A finished beam may only continue with padding, at no cost, so its score stays fixed.
+        padding_only = ops.where(ops.arange(vocabulary_size) == 0, 0.0, -1e9)
+        row_offsets = ops.arange(batch_size, dtype="int32")[:, None] * num_beams
+
+        def condition(step, tokens, caches, sequences, scores, finished, generated):
+            return ops.logical_and(step < total_length - prompt_length, ops.logical_not(ops.all(finished)))
+
+        def body(step, tokens, caches, sequences, scores, finished, generated):
+            logits, caches = self._decode_step(
+                ops.reshape(tokens, (flat_size,)),
+                lengths + step - 1,
+                caches,
+                key_mask,
+                prompt_length + step - 1,
+            )
+            log_probs = ops.reshape(
+                ops.log_softmax(logits, axis=-1), (batch_size, num_beams, vocabulary_size)
+            )
+            log_probs = ops.where(finished[:, :, None], padding_only[None, None, :], log_probs)
+            candidates = ops.reshape(
+                scores[:, :, None] + log_probs, (batch_size, num_beams * vocabulary_size)
+            )
+            scores, best = ops.top_k(candidates, num_beams)
+            best = ops.cast(best, "int32")
+            parent = best // vocabulary_size
+            new_tokens = best % vocabulary_size
+            sequences = ops.take_along_axis(sequences, parent[:, :, None], axis=1)
+            finished = ops.take_along_axis(finished, parent, axis=1)
+            generated = ops.take_along_axis(generated, parent, axis=1)
+            rows = ops.reshape(row_offsets + parent, (flat_size,))
+            caches = [ops.take(cache, rows, axis=0) for cache in caches]
+            generated = generated + ops.cast(ops.logical_not(finished), "float32")
+            sequences = ops.slice_update(sequences, [0, 0, prompt_length + step], new_tokens[:, :, None])
+            finished = ops.logical_or(finished, is_stop(new_tokens))
+            return step + 1, new_tokens, caches, sequences, scores, finished, generated
+
+        state = (
+            ops.convert_to_tensor(1, dtype="int32"),
+            tokens,
+            caches,
+            sequences,
+            scores,
+            finished,
+            generated,
+        )
+        _, _, _, sequences, scores, _, generated = ops.while_loop(condition, body, state)
+        normalized = scores / ops.power(generated, length_penalty)
+        best_beam = ops.argmax(normalized, axis=1)
+        return ops.take_along_axis(sequences, ops.cast(best_beam, "int32")[:, None, None], axis=1)[:, 0, :]
+
+    # ---- scoring ----------------------------------------------------------------------------------
+
+    def score(self, token_ids, padding_mask=None):
+        """Log-probability of every next token, and perplexity.
+
+        Args:
+            token_ids: int ``(batch, sequence)`` (or a dict with ``"token_ids"``/``"padding_mask"``).
+            padding_mask: ``(batch, sequence)``, True for real tokens (default: all real).
+
+        Returns:
+            A dict of numpy arrays: ``"log_probabilities"`` ``(batch, sequence - 1)`` with
+            ``log p(x_{t+1} | x_{≤t})`` (0 where the predicted token is padding), ``"perplexity"``
+            ``(batch,)`` per sequence, and ``"corpus_perplexity"``, the exponential of the mean negative
+            log-probability over every real predicted token of the batch.
+
+        Example:
+
+        >>> model = GPT(GPTConfig.from_preset("tiny", vocabulary_size=100, max_sequence_length=32))
+        >>> model.score(np.array([[1, 2, 3, 4]]))["log_probabilities"].shape
+        (1, 3)
+        """
+        if isinstance(token_ids, dict):
+            token_ids, padding_mask = _split_inputs(token_ids)
+        token_ids = np.asarray(ops.convert_to_numpy(token_ids))
+        if token_ids.ndim != 2 or token_ids.shape[1] < 2:
+            raise ValueError(
+                f"`token_ids` must be (batch, sequence) with sequence >= 2 to score next tokens; "
+                f"got shape {token_ids.shape}."
+            )
+        _check_token_ids(token_ids, self.config.vocabulary_size)
+        if token_ids.shape[1] > self.config.max_sequence_length:
+            raise ValueError(
+                f"sequence too long: {token_ids.shape[1]} tokens exceed max_sequence_length="
+                f"{self.config.max_sequence_length}."
+            )
+        mask = (
+            np.ones(token_ids.shape, bool) if padding_mask is None else np.asarray(padding_mask).astype(bool)
+        )
+        if mask.shape != token_ids.shape:
+            raise ValueError(f"`padding_mask` must have shape {token_ids.shape}; got {mask.shape}.")
+        if self._score_function is None:
+            self._score_function = _compile(self._score_graph)
+        log_probs = np.asarray(self._score_function(token_ids.astype("int32"), mask))
+        target_mask = mask[:, 1:] & mask[:, :-1]
+        log_probs = np.where(target_mask, log_probs, 0.0)
+        counts = target_mask.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            perplexity = np.exp(-log_probs.sum(axis=1) / counts)
+        corpus = float(np.exp(-log_probs.sum() / max(int(counts.sum()), 1)))
+        return {"log_probabilities": log_probs, "perplexity": perplexity, "corpus_perplexity": corpus}
+
+    def _score_graph(self, token_ids, padding_mask):
+        logits = self({"token_ids": token_ids, "padding_mask": padding_mask}, training=False)[:, :-1]
+        log_probs = ops.log_softmax(logits, axis=-1)
+        return ops.take_along_axis(log_probs, token_ids[:, 1:, None], axis=-1)[:, :, 0]
+
+
+def _row_uniforms(seed, step, batch_size):
+    """One uniform number in (0, 1) per row, a pure function of ``(seed, step, row)``.
+
+    A counter-based integer hash (two rounds of the "lowbias32" mixer) in uint32 arithmetic, so the
+    draw is stateless and identical inside and outside compiled code on every backend.
+    """
+
+    def mix(x):
+        x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
+        x = ops.multiply(x, np.uint32(0x7FEB352D))
+        x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(15)))
+        x = ops.multiply(x, np.uint32(0x846CA68B))
+        return ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
+
+    rows = ops.cast(ops.arange(batch_size, dtype="int32"), "uint32")
+    x = mix(ops.cast(seed, "uint32") + ops.multiply(ops.cast(step, "uint32"), np.uint32(0x9E3779B9)))
+    x = mix(ops.bitwise_xor(x, ops.multiply(rows + np.uint32(1), np.uint32(0x85EBCA6B))))
+    # The top 24 bits give an exact float32 in [0, 1); the half step keeps it strictly inside (0, 1).
+    return (ops.cast(ops.right_shift(x, np.uint32(8)), "float32") + 0.5) / 16777216.0
+
+
+def _sample_from(probabilities, uniforms):
+    """Inverse-CDF sampling: the first index whose cumulative probability reaches ``u · total``."""
+    cumulative = ops.cumsum(probabilities, axis=-1)
+    threshold = uniforms[:, None] * cumulative[:, -1:]
+    index = ops.sum(ops.cast(cumulative < threshold, "int32"), axis=-1)
+    return ops.minimum(index, ops.shape(probabilities)[-1] - 1)
+
+
+def _select_tokens(logits, strategy, temperature, top_k, top_p, seed, step):
+    """Next token per row from float32 ``logits`` ``(batch, V)`` for the non-beam strategies."""
+    if strategy == "greedy":
+        return ops.cast(ops.argmax(logits, axis=-1), "int32")
+    logits = logits / temperature
+    uniforms = _row_uniforms(seed, step, ops.shape(logits)[0])
+    if strategy == "temperature":
+        return _sample_from(ops.softmax(logits, axis=-1), uniforms)
+    if strategy == "top_k":
+        values, indices = ops.top_k(logits, top_k)
+    else:  # top_p: sort, keep the smallest prefix whose mass reaches top_p (always at least one token)
+        values, indices = ops.top_k(logits, ops.shape(logits)[-1])
+    probabilities = ops.softmax(values, axis=-1)
+    if strategy == "top_p":
+        mass_before = ops.cumsum(probabilities, axis=-1) - probabilities
+        probabilities = ops.where(mass_before < top_p, probabilities, ops.zeros_like(probabilities))
+    choice = _sample_from(probabilities, uniforms)
+    return ops.cast(ops.take_along_axis(indices, choice[:, None], axis=-1)[:, 0], "int32")

@@ -54,6 +54,7 @@ from llm_tf.training.run_dir import (
 from llm_tf.training.schedules import NoamSchedule, WarmupCosineDecay
 from llm_tf.training.strategy import (
     STRATEGY_NAMES,
+    choose_strategy_name,
     configure_cpu_devices,
     get_strategy,
     is_chief,
@@ -88,6 +89,7 @@ __all__ = [
     "build_for_training",
     "build_optimizer",
     "capture_training_state",
+    "choose_strategy_name",
     "configure_cpu_devices",
     "create_run_dir",
     "current_learning_rate",

@@ -21,7 +21,7 @@ import warnings
 import keras
 import numpy as np
 
-from llm_tf.training.resume import ResumableBackup, atomic_write_bytes
+from llm_tf.training.resume import ResumableBackup, atomic_write_bytes, variable_to_numpy
 from llm_tf.training.strategy import is_chief
 
 _MODES = ("min", "max")
@@ -58,7 +58,7 @@ def current_learning_rate(model: keras.Model) -> float | None:
 
 def _weights_finite(model: keras.Model) -> bool:
     for weight in model.weights:
-        value = keras.ops.convert_to_numpy(weight.value)
+        value = variable_to_numpy(weight)
         if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
             return False
     return True
@@ -103,11 +103,13 @@ class _CsvTable:
     def rewrite(self):
         atomic_write_bytes(self.path, self._serialize(self.rows, header=True).encode("utf-8"))
 
-    def append(self, row):
+    def append(self, row, write=True):
         self.rows.append(row)
         new_columns = [key for key in row if key not in self.columns]
+        self.columns += sorted(new_columns)
+        if not write:
+            return
         if new_columns or not os.path.isfile(self.path):
-            self.columns += sorted(new_columns)
             self.rewrite()
             return
         with open(self.path, "a", encoding="utf-8", newline="") as file:
@@ -219,8 +221,7 @@ class MetricsCSVLogger(keras.callbacks.Callback):
             "learning_rate": current_learning_rate(self.model),
         }
         row.update({key: _as_float(value) for key, value in (logs or {}).items()})
-        if self._write:
-            self.steps_table.append(row)
+        self.steps_table.append(row, write=self._write)
 
     def on_epoch_end(self, epoch, logs=None):
         self._first_epoch = False
@@ -231,10 +232,7 @@ class MetricsCSVLogger(keras.callbacks.Callback):
             "learning_rate": current_learning_rate(self.model),
         }
         row.update({key: _as_float(value) for key, value in (logs or {}).items()})
-        if self._write:
-            self.epochs_table.append(row)
-        else:
-            self.epochs_table.rows.append(row)
+        self.epochs_table.append(row, write=self._write)
 
 
 class SafeModelCheckpoint(keras.callbacks.Callback):

@@ -22,6 +22,7 @@ import zipfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from llm_tf.training.strategy import is_chief
 
@@ -131,8 +132,23 @@ def training_state_variables(model: keras.Model, create_missing: bool = False) -
     return groups
 
 
-def _to_numpy(variable) -> np.ndarray:
-    return np.array(keras.ops.convert_to_numpy(variable.value))
+def variable_to_numpy(variable) -> np.ndarray:
+    """A variable's value as a NumPy array, also for ``tf.distribute`` (mirrored or on-read) variables.
+
+    Converting through ``tf.convert_to_tensor`` reads a distributed variable in cross-replica context: mirrored
+    variables give their (identical) value, on-read variables (metrics) their aggregate over all replicas.
+
+    Args:
+        variable: a ``keras.Variable``.
+
+    Returns:
+        A NumPy array.
+
+    Example:
+        >>> variable_to_numpy(keras.Variable([1.0, 2.0]))
+        array([1., 2.], dtype=float32)
+    """
+    return np.array(tf.convert_to_tensor(variable.value))
 
 
 def capture_training_state(model: keras.Model) -> tuple[dict[str, np.ndarray], dict[str, list[dict]]]:
@@ -155,7 +171,7 @@ def capture_training_state(model: keras.Model) -> tuple[dict[str, np.ndarray], d
     for group, variables in training_state_variables(model).items():
         index[group] = []
         for position, variable in enumerate(variables):
-            value = _to_numpy(variable)
+            value = variable_to_numpy(variable)
             arrays[f"{group}/{position:05d}"] = value
             index[group].append(
                 {"path": str(getattr(variable, "path", variable.name)), "shape": list(value.shape),

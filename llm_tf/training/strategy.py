@@ -81,6 +81,35 @@ def _make_tpu_strategy() -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
+def choose_strategy_name(name: str = "auto", num_cpu_devices: int | None = None, tpu: bool | None = None) -> str:
+    """Resolve ``"auto"`` to the concrete strategy name :func:`get_strategy` would build (other names pass through).
+
+    Args:
+        name: a strategy name (see :data:`STRATEGY_NAMES`).
+        num_cpu_devices: the number of logical CPU devices configured (None: not split).
+        tpu: whether a TPU is available; None looks for TPU environment hints.
+
+    Returns:
+        One of ``"tpu"``, ``"multi_worker"``, ``"mirrored"``, ``"default"`` (or ``name`` itself when not auto).
+
+    Example:
+        >>> choose_strategy_name("auto", tpu=False) in ("default", "mirrored", "multi_worker")
+        True
+    """
+    if name not in STRATEGY_NAMES:
+        raise ValueError(f"Unknown strategy name={name!r}; expected one of {', '.join(STRATEGY_NAMES)}")
+    if name != "auto":
+        return name
+    if _tpu_hinted() if tpu is None else tpu:
+        return "tpu"
+    if _tf_config_task_count() > 1:
+        return "multi_worker"
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1 or (not gpus and num_cpu_devices is not None and num_cpu_devices > 1):
+        return "mirrored"
+    return "default"
+
+
 def get_strategy(name: str = "auto", num_cpu_devices: int | None = None) -> tf.distribute.Strategy:
     """Return a ``tf.distribute`` strategy by name.
 
@@ -111,22 +140,12 @@ def get_strategy(name: str = "auto", num_cpu_devices: int | None = None) -> tf.d
     if name not in STRATEGY_NAMES:
         raise ValueError(f"Unknown strategy name={name!r}; expected one of {', '.join(STRATEGY_NAMES)}")
     cpu_devices = configure_cpu_devices(num_cpu_devices) if num_cpu_devices is not None else None
-
-    if name == "auto":
-        if _tpu_hinted():
-            try:
-                return _make_tpu_strategy()
-            except (ValueError, RuntimeError, tf.errors.OpError):
-                pass  # no reachable TPU after all: fall through to the other choices
-        if _tf_config_task_count() > 1:
-            name = "multi_worker"
-        elif len(tf.config.list_logical_devices("GPU")) > 1:
-            name = "mirrored"
-        elif not tf.config.list_logical_devices("GPU") and cpu_devices and len(cpu_devices) > 1:
-            name = "mirrored"
-        else:
-            name = "default"
-
+    if name == "auto" and _tpu_hinted():
+        try:
+            return _make_tpu_strategy()
+        except (ValueError, RuntimeError, tf.errors.OpError):
+            pass  # no reachable TPU after all: fall through to the other choices
+    name = choose_strategy_name(name, num_cpu_devices=len(cpu_devices) if cpu_devices else None, tpu=False)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "one_device":
@@ -189,21 +208,24 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The multi-worker fix.
+# The multi-worker fix (and a related MirroredStrategy one).
 #
 # Keras 3 (checked with 3.15.1 on TF 2.21) cannot run `model.fit`/`evaluate` under MultiWorkerMirroredStrategy
 # (keras-team/keras#20585, tensorflow/tensorflow#72388). Two places in keras/src/backend/tensorflow/trainer.py
 # fail:
 #   1. `TensorFlowTrainer._maybe_symbolic_build` takes the first distributed batch and reduces it eagerly with
-#      `strategy.reduce("MEAN", batch, axis=None)` only to learn its shapes. Across workers this is an eager
-#      collective on the (often integer) input batch, which fails. We build from this worker's first local
-#      replica batch instead: shapes are all the symbolic build needs, and no collective is involved.
+#      `strategy.reduce("MEAN", batch, axis=None)` only to learn its shapes. Across workers this eager reduce of
+#      the (dict-structured, often integer) input batch fails. The same call also fails with a single-worker
+#      MirroredStrategy over 2+ devices whenever an input is boolean (no AddN kernel for bool), which is the case
+#      for this project's `padding_mask` (found here, no upstream issue number known). We build from this
+#      worker's first local replica batch instead: shapes are all the symbolic build needs, and no collective
+#      or arithmetic on the inputs is involved.
 #   2. `reduce_per_replica` reduces every logged value with `strategy.reduce("MEAN", v, axis=0)` in
 #      multi-worker mode, which fails for the scalar metric values that `train_step`/`test_step` return
 #      (axis 0 does not exist). We wrap this model's `train_step`/`test_step` so scalars come back with shape
 #      (1,); `reduce(MEAN, axis=0)` then averages them over all replicas, which is what the single-worker
 #      MirroredStrategy path computes with `tf.reduce_mean` of the local results.
-# Both changes are instance attributes set on one model: the class and every other model stay untouched.
+# The changes are instance attributes set on one model: the class and every other model stay untouched.
 # --------------------------------------------------------------------------------------------------------------
 
 _FIX_MARKER = "_llm_tf_multi_worker_fix"
@@ -216,8 +238,8 @@ def _local_first_replica(value):
     return value
 
 
-def _multi_worker_symbolic_build(self, iterator=None, data_batch=None):
-    """Replacement for ``TensorFlowTrainer._maybe_symbolic_build`` without the eager cross-worker reduce."""
+def _symbolic_build_from_local_batch(self, iterator=None, data_batch=None):
+    """Replacement for ``TensorFlowTrainer._maybe_symbolic_build`` without the eager reduce of the input batch."""
     if iterator is not None:
         for _, _, batches in iterator:
             data_batch = tf.nest.map_structure(_local_first_replica, next(batches))
@@ -251,15 +273,20 @@ def _wrap_step(step):
 def prepare_model_for_strategy(model: keras.Model, strategy: tf.distribute.Strategy | None = None) -> keras.Model:
     """Make ``model.fit``/``evaluate`` work under ``strategy``; the one documented place for the multi-worker fix.
 
-    For ``MultiWorkerMirroredStrategy`` in multi-worker mode this works around keras-team/keras#20585 and
-    tensorflow/tensorflow#72388 by overriding, on this model instance only, ``_maybe_symbolic_build``,
-    ``train_step`` and ``test_step`` (see the comment block above this function for what fails and why the
-    replacement is equivalent). For every other strategy the model is returned unchanged. The call is
-    idempotent. The model must have been created under ``strategy.scope()``.
+    Works around keras-team/keras#20585 and tensorflow/tensorflow#72388 (see the comment block above this
+    function for what fails and why the replacements are equivalent), on this model instance only:
+
+    - for any strategy the model was created under (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``, ...),
+      ``_maybe_symbolic_build`` is replaced by one that needs no eager reduce of the input batch;
+    - for ``MultiWorkerMirroredStrategy`` in multi-worker mode, ``train_step`` and ``test_step`` are also wrapped
+      so their scalar logs can be reduced across workers.
+
+    Under TensorFlow's default strategy the model is returned unchanged. The call is idempotent. For a
+    distribution strategy, the model must have been created under ``strategy.scope()``.
 
     Args:
         model: a Keras model built (or to be built) under ``strategy.scope()``.
-        strategy: the strategy to train under; ``None`` uses ``tf.distribute.get_strategy()``.
+        strategy: the strategy to train under; ``None`` uses the model's own strategy.
 
     Returns:
         The same model object.
@@ -273,21 +300,25 @@ def prepare_model_for_strategy(model: keras.Model, strategy: tf.distribute.Strat
     """
     if not isinstance(model, keras.Model):
         raise ValueError(f"model must be a keras.Model; got model={type(model).__name__}")
-    strategy = strategy or tf.distribute.get_strategy()
-    if not is_multi_worker(strategy):
+    own_strategy = getattr(model, "_distribute_strategy", None)
+    strategy = strategy or own_strategy or tf.distribute.get_strategy()
+    multi_worker = is_multi_worker(strategy)
+    if own_strategy is None and not multi_worker:
+        # Created outside any strategy scope: Keras's fit builds lazily and never does the eager reduce.
         return model
-    if getattr(model, "_distribute_strategy", None) is not strategy:
+    if own_strategy is not strategy:
         raise ValueError(
-            f"model={model.name!r} was not created under the given MultiWorkerMirroredStrategy's scope; "
+            f"model={model.name!r} was not created under the given {type(strategy).__name__}'s scope; "
             "create (and compile) it inside `with strategy.scope():`"
         )
     if getattr(model, _FIX_MARKER, False):
         return model
-    model._maybe_symbolic_build = types.MethodType(_multi_worker_symbolic_build, model)
-    model.train_step = _wrap_step(model.train_step)
-    model.test_step = _wrap_step(model.test_step)
-    # Step functions may already have been traced with the unwrapped steps.
-    model.train_function = None
-    model.test_function = None
+    model._maybe_symbolic_build = types.MethodType(_symbolic_build_from_local_batch, model)
+    if multi_worker:
+        model.train_step = _wrap_step(model.train_step)
+        model.test_step = _wrap_step(model.test_step)
+        # Step functions may already have been traced with the unwrapped steps.
+        model.train_function = None
+        model.test_function = None
     setattr(model, _FIX_MARKER, True)
     return model

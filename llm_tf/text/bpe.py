@@ -87,6 +87,8 @@ class BPETokenizer(Tokenizer):
                 raise ValueError(
                     f"`special_tokens` names {role}={token!r}, which is not in the tokenizer's vocabulary."
                 )
+        # Text that happens to spell a special token ("<s>") is encoded as text, as with the other tokenizers.
+        tokenizer.encode_special_tokens = True
         self._tokenizer = tokenizer
         size = tokenizer.get_vocab_size(with_added_tokens=True)
         vocabulary = [""] * size
@@ -104,7 +106,7 @@ class BPETokenizer(Tokenizer):
 
     @property
     def hf_tokenizer(self):
-        """The wrapped `tokenizers.Tokenizer`."""
+        """The wrapped `tokenizers.Tokenizer` (with `encode_special_tokens=True`: special-token strings in text stay text)."""
         return self._tokenizer
 
     @property

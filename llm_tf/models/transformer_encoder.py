@@ -122,7 +122,11 @@ class TransformerEncoderConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"`{name}` must be a positive number; got {name}={value!r}.")
-        if isinstance(self.num_segments, bool) or not isinstance(self.num_segments, int) or self.num_segments < 0:
+        if (
+            isinstance(self.num_segments, bool)
+            or not isinstance(self.num_segments, int)
+            or self.num_segments < 0
+        ):
             raise ValueError(
                 f"`num_segments` must be an integer >= 0 (0 = no segment embedding); "
                 f"got num_segments={self.num_segments!r}."
@@ -145,7 +149,9 @@ class TransformerEncoderConfig:
         if isinstance(values, cls):
             return values
         if not isinstance(values, dict):
-            raise ValueError(f"`values` must be a dict of config fields; got {type(values).__name__}: {values!r}.")
+            raise ValueError(
+                f"`values` must be a dict of config fields; got {type(values).__name__}: {values!r}."
+            )
         fields = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - fields)
         if unknown:
@@ -223,7 +229,9 @@ def _check_inputs_dict(inputs, allowed, model_name):
         return
     unknown = sorted(set(inputs) - set(allowed))
     if unknown:
-        raise ValueError(f"{model_name} got unknown input key(s) {unknown}; expected keys among {list(allowed)}.")
+        raise ValueError(
+            f"{model_name} got unknown input key(s) {unknown}; expected keys among {list(allowed)}."
+        )
     if "token_ids" not in inputs:
         raise ValueError(f"{model_name} inputs must contain 'token_ids'; got keys {sorted(inputs)}.")
 
@@ -307,7 +315,9 @@ class TransformerEncoder(keras.Model):
             self.embedding_norm = keras.layers.LayerNormalization(
                 epsilon=config.layer_norm_epsilon, dtype=self.dtype_policy, name="embedding_norm"
             )
-        self.embedding_dropout = keras.layers.Dropout(config.dropout, dtype=self.dtype_policy, name="embedding_dropout")
+        self.embedding_dropout = keras.layers.Dropout(
+            config.dropout, dtype=self.dtype_policy, name="embedding_dropout"
+        )
         self.blocks = [
             TransformerEncoderBlock(
                 num_heads=config.num_heads,
@@ -533,7 +543,10 @@ class TextClassifier(keras.Model):
             )
         self.output_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="output_dropout")
         self.classifier = keras.layers.Dense(
-            num_classes, kernel_initializer=_initializer(self.backbone.config), dtype="float32", name="classifier"
+            num_classes,
+            kernel_initializer=_initializer(self.backbone.config),
+            dtype="float32",
+            name="classifier",
         )
         self.build()
 

@@ -530,14 +530,18 @@ class Seq2SeqTransformer(keras.Model):
             encoder_token_ids = encoder_token_ids["encoder_token_ids"]
         if hasattr(encoder_token_ids, "to_tensor"):  # a ragged batch (tf.RaggedTensor)
             encoder_token_ids = encoder_token_ids.to_tensor(default_value=self.config.pad_id)
-        values = _known_values(encoder_token_ids)
-        if values is None:
-            raise ValueError("generate needs concrete `encoder_token_ids` (numpy, lists or eager tensors).")
-        if values.dtype == object:  # a list of sequences of different lengths: right-pad them
-            rows = [np.asarray(row, "int64").reshape(-1) for row in values]
+        if isinstance(encoder_token_ids, list | tuple) and any(
+            isinstance(row, list | tuple | np.ndarray) for row in encoder_token_ids
+        ):
+            # A list of sequences, possibly of different lengths: right-pad them with pad_id.
+            rows = [np.asarray(row).reshape(-1) for row in encoder_token_ids]
             values = np.full((len(rows), max((len(r) for r in rows), default=0)), self.config.pad_id, "int64")
             for i, row in enumerate(rows):
                 values[i, : len(row)] = row
+        else:
+            values = _known_values(encoder_token_ids)
+        if values is None:
+            raise ValueError("generate needs concrete `encoder_token_ids` (numpy, lists or eager tensors).")
         if values.ndim == 1:
             values = values[None, :]
         if not np.issubdtype(values.dtype, np.integer):
@@ -630,21 +634,30 @@ class Seq2SeqTransformer(keras.Model):
             )
         token_ids, padding_mask = self._prepare_source(encoder_token_ids, encoder_padding_mask)
 
-        # One compiled loop per (max_length, num_beams); the length penalty is an input, not a constant.
-        key = (int(max_length), int(num_beams))
-        if key not in self._generation_functions:
-            if num_beams == 1:
-                function = self._greedy_search_function(*key)
-            else:
-                function = self._beam_search_function(*key)
-            self._generation_functions[key] = _compile_generation_loop(function)
-        output_ids, scores = self._generation_functions[key](
-            token_ids, padding_mask, np.float32(length_penalty)
+        search = "greedy" if num_beams == 1 else "beam"
+        output_ids, scores = self._search(
+            search, token_ids, padding_mask, max_length, num_beams, length_penalty
         )
         output_ids = np.asarray(ops.convert_to_numpy(output_ids)).astype("int32")
         if return_scores:
             return output_ids, np.asarray(ops.convert_to_numpy(scores)).astype("float32")
         return output_ids
+
+    def _search(self, search, token_ids, padding_mask, max_length, num_beams, length_penalty):
+        """Runs the compiled ``"greedy"`` or ``"beam"`` search loop on checked host arrays.
+
+        :meth:`generate` runs greedy search for one beam; the tests also run beam search with one
+        beam, which must give the same tokens and scores.
+        """
+        # One compiled loop per (search, max_length, num_beams); the length penalty is an input, not a constant.
+        key = (search, int(max_length), int(num_beams))
+        if key not in self._generation_functions:
+            if search == "greedy":
+                function = self._greedy_search_function(int(max_length))
+            else:
+                function = self._beam_search_function(int(max_length), int(num_beams))
+            self._generation_functions[key] = _compile_generation_loop(function)
+        return self._generation_functions[key](token_ids, padding_mask, np.float32(length_penalty))
 
     def _empty_self_attention_caches(self, batch_size, max_length):
         head_dim = self.config.hidden_dim // self.config.num_heads
@@ -673,7 +686,7 @@ class Seq2SeqTransformer(keras.Model):
             hidden = self.decoder_final_norm(hidden)
         return self._logits(hidden)[:, 0, :], tuple(updated_caches)
 
-    def _greedy_search_function(self, max_length, num_beams):
+    def _greedy_search_function(self, max_length):
         config = self.config
 
         def greedy_search(encoder_token_ids, encoder_padding_mask, length_penalty):

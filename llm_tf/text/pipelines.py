@@ -2,7 +2,8 @@
 
 Every builder returns a batched, prefetched (`AUTOTUNE`) `tf.data.Dataset` whose options set the
 auto-shard policy to `DATA` explicitly (the datasets are built from in-memory tensors, so FILE sharding
-cannot apply under `tf.distribute`). Shuffling is seeded and reshuffles every epoch, deterministically.
+cannot apply under `tf.distribute`; with DATA every worker runs the same seeded pipeline and keeps its own
+batches). Shuffling is seeded and reshuffles every epoch, deterministically.
 
 No Python runs per example: with a graph-mode tokenizer (`WordPieceTokenizer`, `CharTokenizer`) the strings
 are shuffled, batched and tokenized by TensorFlow ops inside `Dataset.map`; with `BPETokenizer` (or
@@ -42,7 +43,16 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def with_data_sharding(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """Sets `AutoShardPolicy.DATA` on `dataset` (each worker keeps every n-th batch of the same stream).
+    """Sets `AutoShardPolicy.DATA` on `dataset`: each worker runs the whole pipeline and keeps every n-th batch.
+
+    The shards are disjoint because every random choice in these pipelines comes from `seed`, which is the
+    same on every worker.
+
+    Args:
+        dataset: any dataset.
+
+    Returns:
+        The dataset with the option set.
 
     Example:
         >>> dataset = with_data_sharding(tf.data.Dataset.range(8))

@@ -339,7 +339,10 @@ def _inputs(encoder_ids, decoder_ids):
             _inputs([[5] * 11], [[2, 5]]),
             r"`encoder_token_ids` has 11 tokens, more than max_sequence_length=10",
         ),
-        (_inputs([[5, 3]], [[2] * 11]), r"`decoder_token_ids` has 11 tokens"),
+        (
+            _inputs([[5, 3]], [[2] * 11]),
+            r"`decoder_token_ids` has 11 tokens, more than max_sequence_length=10",
+        ),
         (_inputs([5, 3], [[2]]), r"`encoder_token_ids` must have shape \(batch, sequence\)"),
         ({"encoder_token_ids": np.array([[5, 3]])}, r"misses \['decoder_token_ids'\]"),
         (np.array([[5, 3]]), "expects a dict"),
@@ -355,7 +358,7 @@ def test_call_rejects_bad_inputs(untrained, inputs, message):
     [
         ({"num_beams": 0}, "num_beams=0"),
         ({"num_beams": 2.0}, "num_beams=2.0"),
-        ({"max_length": 11}, r"at most the maximum target length 10; got max_length=11"),
+        ({"max_length": 11}, r"at most max_sequence_length=10; got max_length=11"),
         ({"max_length": 0}, "max_length=0"),
         ({"length_penalty": -1.0}, "length_penalty=-1.0"),
         ({"encoder_token_ids": [[5, 99, 3]]}, r"holds token id 99, outside the vocabulary \[0, 24\)"),

@@ -43,6 +43,8 @@ SEQ2SEQ_PRESETS = {
 _POSITIONS = ("sinusoidal", "learned")
 # A finite "minus infinity" for beam scores: -inf would turn `-inf - -inf` into NaN.
 _NEGATIVE_INFINITY = -1e9
+# generate() pads source lengths up to a multiple of this, so it compiles once per bucket, not per length.
+_SOURCE_LENGTH_BUCKET = 16
 
 
 def _check_positive_int(name, value):
@@ -151,9 +153,9 @@ class Seq2SeqConfig:
             raise ValueError(f"`position` must be one of {list(_POSITIONS)}; got position={self.position!r}.")
         for name, size in (
             ("pad_id", self.vocabulary_size),
-            ("pad_id", self.target_vocab_size),
-            ("start_id", self.target_vocab_size),
-            ("end_id", self.target_vocab_size),
+            ("pad_id", self.effective_target_vocabulary_size),
+            ("start_id", self.effective_target_vocabulary_size),
+            ("end_id", self.effective_target_vocabulary_size),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
@@ -165,17 +167,23 @@ class Seq2SeqConfig:
             )
 
     @property
-    def target_vocab_size(self):
+    def effective_target_vocabulary_size(self):
         """The target vocabulary size actually used (``target_vocabulary_size`` or the shared one)."""
         return self.target_vocabulary_size or self.vocabulary_size
 
     @property
-    def target_max_length(self):
+    def effective_max_target_length(self):
         """The longest target sequence actually allowed."""
         return self.max_target_sequence_length or self.max_sequence_length
 
     @property
+    def max_target_length_name(self):
+        """The field that sets :attr:`effective_max_target_length`, for error messages."""
+        return "max_target_sequence_length" if self.max_target_sequence_length else "max_sequence_length"
+
+    @property
     def shares_vocabulary(self):
+        """Whether source and target use one vocabulary."""
         return self.target_vocabulary_size in (None, self.vocabulary_size)
 
     def to_dict(self):
@@ -333,7 +341,9 @@ class Seq2SeqTransformer(keras.Model):
             self.decoder_embedding = self.encoder_embedding
         else:
             self.decoder_embedding = embedding(
-                config.target_vocab_size, config.target_max_length, "decoder_embedding"
+                config.effective_target_vocabulary_size,
+                config.effective_max_target_length,
+                "decoder_embedding",
             )
         self.embedding_dropout = keras.layers.Dropout(
             config.dropout, dtype=self.dtype_policy, name="embedding_dropout"
@@ -368,7 +378,7 @@ class Seq2SeqTransformer(keras.Model):
         self.output_projection = None
         if not config.tie_embeddings:
             self.output_projection = keras.layers.Dense(
-                config.target_vocab_size,
+                config.effective_target_vocabulary_size,
                 use_bias=config.use_bias,
                 dtype=self.dtype_policy,
                 name="output_projection",
@@ -460,9 +470,9 @@ class Seq2SeqTransformer(keras.Model):
         _check_token_ids(
             "decoder_token_ids",
             decoder_token_ids,
-            config.target_vocab_size,
-            config.target_max_length,
-            "the maximum target length",
+            config.effective_target_vocabulary_size,
+            config.effective_max_target_length,
+            config.max_target_length_name,
         )
         decoder_padding_mask = self._padding_mask(decoder_token_ids, decoder_padding_mask)
         if encoder_padding_mask is not None:
@@ -566,6 +576,13 @@ class Seq2SeqTransformer(keras.Model):
                     f"got {None if mask is None else mask.shape}."
                 )
             mask = mask.astype(bool)
+        # Round the source length up to a multiple of 16 with masked padding (which changes no result), so
+        # batches of similar lengths share one compiled loop instead of compiling one each.
+        bucket = -(-values.shape[1] // _SOURCE_LENGTH_BUCKET) * _SOURCE_LENGTH_BUCKET
+        extra = min(bucket, config.max_sequence_length) - values.shape[1]
+        if extra > 0:
+            values = np.pad(values, ((0, 0), (0, extra)), constant_values=config.pad_id)
+            mask = np.pad(mask, ((0, 0), (0, extra)), constant_values=False)
         return values.astype("int32"), mask
 
     def generate(
@@ -582,8 +599,10 @@ class Seq2SeqTransformer(keras.Model):
         Decoding starts from ``config.start_id`` and stops at ``config.end_id`` or after ``max_length``
         tokens. Each step runs only the newest token through the decoder: the self-attention keys and
         values of earlier tokens sit in per-layer caches, and the cross-attention keys and values are
-        projected once from the encoder output. The whole loop is compiled once per input shape
-        (XLA on TensorFlow), so later calls with the same shapes run at full speed.
+        projected once from the encoder output. The whole loop is compiled (XLA on TensorFlow) once per
+        batch size, ``max_length``, ``num_beams`` and source length rounded up to a multiple of 16 (the
+        source is padded, masked, to that length); later calls with those shapes reuse it, so keep the
+        batch size fixed when generating over a dataset.
 
         Beam search keeps ``num_beams`` hypotheses per source, ranked by the GNMT score
         ``log P(y | x) / lp(len(y))`` with ``lp(len) = ((5 + len) / 6) ** length_penalty`` (``len``
@@ -614,13 +633,13 @@ class Seq2SeqTransformer(keras.Model):
         (1, 6)
         """
         config = self.config
-        max_length = config.target_max_length if max_length is None else max_length
+        max_length = config.effective_max_target_length if max_length is None else max_length
         if isinstance(max_length, bool) or not isinstance(max_length, int | np.integer) or max_length < 1:
             raise ValueError(f"`max_length` must be a positive integer; got max_length={max_length!r}.")
-        if max_length > config.target_max_length:
+        if max_length > config.effective_max_target_length:
             raise ValueError(
-                f"`max_length` must be at most the maximum target length {config.target_max_length}; "
-                f"got max_length={max_length}."
+                f"`max_length` must be at most {config.max_target_length_name}="
+                f"{config.effective_max_target_length}; got max_length={max_length}."
             )
         if isinstance(num_beams, bool) or not isinstance(num_beams, int | np.integer) or num_beams < 1:
             raise ValueError(f"`num_beams` must be an integer >= 1; got num_beams={num_beams!r}.")
@@ -695,7 +714,7 @@ class Seq2SeqTransformer(keras.Model):
             cross_caches = tuple(
                 block.compute_cross_attention_cache(encoder_output) for block in self.decoder_blocks
             )
-            is_padding = ops.equal(ops.arange(config.target_vocab_size), config.pad_id)
+            is_padding = ops.equal(ops.arange(config.effective_target_vocabulary_size), config.pad_id)
 
             def condition(index, tokens, output, finished, log_probability, lengths, caches):
                 return ops.logical_and(index < max_length, ops.logical_not(ops.all(finished)))
@@ -735,7 +754,7 @@ class Seq2SeqTransformer(keras.Model):
 
     def _beam_search_function(self, max_length, num_beams):
         config = self.config
-        vocabulary_size = config.target_vocab_size
+        vocabulary_size = config.effective_target_vocabulary_size
 
         def beam_search(encoder_token_ids, encoder_padding_mask, length_penalty):
             batch_size = ops.shape(encoder_token_ids)[0]

@@ -150,6 +150,7 @@ def test_download_rejects_a_corrupt_file(tmp_path, fake_server):
     files[tiny_shakespeare.TINY_SHAKESPEARE_URL] = b"not shakespeare"
     with pytest.raises(ValueError, match="verification"):
         datasets.load_tiny_shakespeare(tmp_path)
+    assert not (tmp_path / "tiny_shakespeare" / "input.txt").exists()  # nothing half-done left in place
 
 
 def _zip_of(folder: pathlib.Path, prefix: str) -> bytes:

@@ -272,7 +272,16 @@ def ensure_dataset(
         if network_reachable(urls[0]):
             for archive in archives:
                 download_archive(dataset_dir, archive)
-            download_files(dataset_dir, files)
+            if files:
+                # Files land in a staging folder first and move into place only when all are verified, so
+                # an interrupted download never looks like a complete dataset; a retry reuses what was verified.
+                staging = dataset_dir.parent / f".{folder}.partial"
+                download_files(staging, files)
+                for remote in files:
+                    target = dataset_dir / remote.target
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(staging / remote.target), str(target))
+                shutil.rmtree(staging, ignore_errors=True)
             missing = [relative for relative in required if not (dataset_dir / relative).exists()]
             if not missing:
                 return dataset_dir

@@ -392,6 +392,23 @@ def test_fine_tuning_path_reuses_a_masked_lm_backbone(pretrained_mlm):
     assert any(changed), "fine-tuning did not update the pretrained backbone"
 
 
+def test_backbone_weights_move_from_a_masked_lm_to_a_new_classifier_through_a_weights_file(tmp_path):
+    keras.utils.set_random_seed(0)
+    mlm = MaskedLM(config=tiny_config())
+    mlm.backbone.embedding.token_embeddings.assign(
+        np.random.default_rng(4).normal(size=(VOCABULARY_SIZE, 32))
+    )
+    path = str(tmp_path / "backbone.weights.h5")
+    mlm.backbone.save_weights(path)
+    classifier = TextClassifier(2, config=tiny_config())
+    inputs = fixed_batch()
+    assert not np.allclose(np.asarray(classifier.backbone(inputs)), np.asarray(mlm.backbone(inputs)))
+    classifier.backbone.load_weights(path)
+    np.testing.assert_allclose(
+        np.asarray(classifier.backbone(inputs)), np.asarray(mlm.backbone(inputs)), atol=1e-6
+    )
+
+
 def test_mixed_precision_gives_float32_logits():
     classifier = TextClassifier(3, pooling="mean", config=tiny_config(), dtype="mixed_bfloat16")
     mlm = MaskedLM(config=tiny_config(), dtype="mixed_bfloat16")

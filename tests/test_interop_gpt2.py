@@ -283,6 +283,10 @@ def test_tokenizer_json_next_to_the_checkpoint_loads_as_bpe(hf_gpt2, tmp_path):
     assert [exported(text, add_special_tokens=False)["input_ids"] for text in TEXTS] == expected
     hf_config_dict = json.loads((tmp_path / "ours" / "config.json").read_text())
     assert hf_config_dict["eos_token_id"] == hf_tokenizer.token_to_id("<|endoftext|>")
+    assert hf_config_dict["pad_token_id"] is None  # GPT-2-style vocabularies have no padding token
+    with pytest.raises(ValueError, match="must be a BPETokenizer"):
+        save_hf_gpt2(model, tmp_path / "bad", tokenizer="gpt2")
+    assert not (tmp_path / "bad").exists()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -310,6 +314,19 @@ def test_missing_files_raise_file_not_found(checkpoint, tmp_path):
     shutil.copy(checkpoint / "config.json", tmp_path / "config.json")
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         load_hf_gpt2(tmp_path)
+    (tmp_path / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="only a PyTorch/TF weights file"):
+        load_hf_gpt2(tmp_path)
+
+
+def test_unknown_tensors_are_reported_and_known_buffers_are_not(checkpoint, tmp_path):
+    directory = shutil.copytree(checkpoint, tmp_path / "copy")
+    tensors = load_file(directory / "model.safetensors")
+    tensors["score.weight"] = np.ones((2, 32), np.float32)  # e.g. a GPT2ForSequenceClassification head
+    tensors["transformer.h.0.attn.bias"] = np.ones((1, 1, 48, 48), np.float32)  # old causal-mask buffer
+    save_file(tensors, directory / "model.safetensors", metadata={"format": "pt"})
+    with pytest.warns(UserWarning, match="does not use: score.weight.$"):
+        load_hf_gpt2(directory)
 
 
 @pytest.mark.parametrize(

@@ -223,7 +223,8 @@ def hf_config_from_gpt(config, tokenizer=None):
 
     Args:
         config: the ``GPTConfig``.
-        tokenizer: optional tokenizer whose ``bos_id``/``eos_id`` go into the config.
+        tokenizer: optional tokenizer whose ``bos_id``/``eos_id`` (and padding id, when it has a padding
+            token) go into the config.
 
     Returns:
         A JSON-serializable dict that ``transformers.GPT2Config`` reads.
@@ -265,10 +266,17 @@ def hf_config_from_gpt(config, tokenizer=None):
         "add_cross_attention": False,
         "bos_token_id": None if tokenizer is None else tokenizer.bos_id,
         "eos_token_id": None if tokenizer is None else tokenizer.eos_id,
-        "pad_token_id": None,
+        "pad_token_id": _padding_token_id(tokenizer),
         "use_cache": True,
         "dtype": "float32",
     }
+
+
+def _padding_token_id(tokenizer):
+    """The id of the tokenizer's padding token, or None (GPT-2's own vocabulary has none)."""
+    if tokenizer is None or "pad" not in tokenizer.special_tokens:
+        return None
+    return tokenizer.pad_id
 
 
 def _check_tokenizer(tokenizer, vocabulary_size):
@@ -330,9 +338,9 @@ def save_hf_gpt2(model, path, *, tokenizer=None):
 
     if not isinstance(model, GPT):
         raise ValueError(f"`model` must be an llm_tf GPT; got {type(model).__name__}.")
-    hf_config = hf_config_from_gpt(model.config, tokenizer)
     if tokenizer is not None:
         _check_tokenizer(tokenizer, model.config.vocabulary_size)
+    hf_config = hf_config_from_gpt(model.config, tokenizer)
     tensors = {row.hf_name: row.to_hf() for row in _mappings(model)}
     for index in range(model.config.num_layers):
         for kind in ("weight", "bias"):

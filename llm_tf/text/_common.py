@@ -24,11 +24,6 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> No
         raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
 
 
-def check_non_negative_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"`{name}` must be a non-negative integer; got {name}={value!r}.")
-
-
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
     choices = tuple(choices)
     if value not in choices:

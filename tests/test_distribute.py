@@ -1,5 +1,5 @@
-"""Data parallelism: MirroredStrategy over 2 logical CPUs and 2 MultiWorkerMirroredStrategy workers on 127.0.0.1
-must train exactly like one device with the same global batch (losses and weights within 1e-5).
+"""Data parallelism: MirroredStrategy over 2 logical CPUs and 2 MultiWorkerMirroredStrategy workers on
+127.0.0.1 must train exactly like one device with the same global batch (losses and weights within 1e-5).
 
 The strategies run in subprocesses (logical devices and TF_CONFIG must be set before TensorFlow starts); the
 three processes run concurrently and are always killed at the end.
@@ -30,11 +30,17 @@ def distributed_runs(tmp_path_factory):
     common = ["--out-dir", out_dir, "--runs-root", runs_root]
     scripts = []
     try:
-        scripts.append(Script("distributed_run.py", ["--mode", "local", "--cpu-devices", 2, *common], base / "local.log"))
+        scripts.append(
+            Script("distributed_run.py", ["--mode", "local", "--cpu-devices", 2, *common], base / "local.log")
+        )
         for index in range(2):
-            scripts.append(Script("distributed_run.py",
-                                  ["--mode", "worker", "--ports", ports, "--worker-index", index, *common],
-                                  base / f"worker{index}.log"))
+            scripts.append(
+                Script(
+                    "distributed_run.py",
+                    ["--mode", "worker", "--ports", ports, "--worker-index", index, *common],
+                    base / f"worker{index}.log",
+                )
+            )
         wait_all(scripts, timeout=150)
     finally:
         kill_all(scripts)
@@ -63,7 +69,10 @@ def test_mirrored_two_cpu_devices_matches_one_device(distributed_runs):
     assert mirrored["strategy"] == "MirroredStrategy"
     loss_difference = _max_loss_difference(single["step_losses"], mirrored["step_losses"])
     weight_difference = _max_weight_difference(single["weights"], mirrored["weights"])
-    print(f"mirrored vs one device: max |loss diff| = {loss_difference:.3g}, max |weight diff| = {weight_difference:.3g}")
+    print(
+        f"mirrored vs one device: max |loss diff| = {loss_difference:.3g}, "
+        f"max |weight diff| = {weight_difference:.3g}"
+    )
     assert loss_difference <= TOLERANCE
     assert weight_difference <= TOLERANCE
     assert np.allclose(single["history"]["loss"], mirrored["history"]["loss"], atol=TOLERANCE, rtol=0)
@@ -79,8 +88,10 @@ def test_two_workers_match_each_other_and_single_process(distributed_runs):
     worker_difference = _max_weight_difference(first["weights"], second["weights"])
     loss_difference = _max_loss_difference(single["step_losses"], first["step_losses"])
     weight_difference = _max_weight_difference(single["weights"], first["weights"])
-    print(f"2 workers: worker0 vs worker1 max |weight diff| = {worker_difference:.3g}; vs single process: "
-          f"max |loss diff| = {loss_difference:.3g}, max |weight diff| = {weight_difference:.3g}")
+    print(
+        f"2 workers: worker0 vs worker1 max |weight diff| = {worker_difference:.3g}; vs single process: "
+        f"max |loss diff| = {loss_difference:.3g}, max |weight diff| = {weight_difference:.3g}"
+    )
     assert worker_difference == 0.0
     assert first["step_losses"] == second["step_losses"]
     assert loss_difference <= TOLERANCE
@@ -155,7 +166,9 @@ def test_multi_worker_fix_changes_only_the_given_instance(monkeypatch):
 
     strategy = tf.distribute.get_strategy()
     fixed, plain = small_model(), small_model()
-    class_methods = {name: getattr(keras.Model, name) for name in ("train_step", "test_step", "_maybe_symbolic_build")}
+    class_methods = {
+        name: getattr(keras.Model, name) for name in ("train_step", "test_step", "_maybe_symbolic_build")
+    }
     monkeypatch.setattr(strategy_module, "is_multi_worker", lambda strategy=None: True)
     # The model must come from the strategy's scope; pretend it did.
     monkeypatch.setattr(fixed, "_distribute_strategy", strategy, raising=False)

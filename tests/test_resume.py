@@ -1,8 +1,8 @@
 """Crash-safe resume and determinism, with real processes.
 
-A seeded run (tests/_training_scripts/resume_run.py) is SIGKILLed mid-epoch after a backup was written and then
-started again with the same command: it must resume from the backup and end with weights bit-identical to an
-uninterrupted run. Two uninterrupted runs with the same seed must give identical loss histories.
+A seeded run (tests/_training_scripts/resume_run.py) is SIGKILLed mid-epoch after a backup was written and
+then started again with the same command: it must resume from the backup and end with weights bit-identical to
+an uninterrupted run. Two uninterrupted runs with the same seed must give identical loss histories.
 """
 
 import json
@@ -20,8 +20,21 @@ STEP_DELAY = 0.15  # seconds per step in the run that gets killed, so the kill l
 
 
 def _run_args(base, name, *extra):
-    return ["--runs-root", base / name / "runs", "--out-dir", base / name / "out", "--seed", 11,
-            "--epochs", EPOCHS, "--backup-every-n-steps", BACKUP_EVERY, "--log-every-n-steps", 2, *extra]
+    return [
+        "--runs-root",
+        base / name / "runs",
+        "--out-dir",
+        base / name / "out",
+        "--seed",
+        11,
+        "--epochs",
+        EPOCHS,
+        "--backup-every-n-steps",
+        BACKUP_EVERY,
+        "--log-every-n-steps",
+        2,
+        *extra,
+    ]
 
 
 def _backup_position(runs_root):
@@ -54,7 +67,9 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("resume")
     scripts, observed = [], {}
     try:
-        killed = Script("resume_run.py", _run_args(base, "killed", "--step-delay", STEP_DELAY), base / "killed.log")
+        killed = Script(
+            "resume_run.py", _run_args(base, "killed", "--step-delay", STEP_DELAY), base / "killed.log"
+        )
         scripts.append(killed)
         for name in ("reference", "repeat"):
             scripts.append(Script("resume_run.py", _run_args(base, name), base / f"{name}.log"))
@@ -73,7 +88,9 @@ def runs(tmp_path_factory):
         run_dir = next((base / "killed" / "runs" / "resume_test").iterdir())
         observed["epoch_rows_before_resume"] = (run_dir / "metrics.csv").read_text().strip().splitlines()
         observed["backup_after_kill"] = _backup_position(base / "killed" / "runs")
-        observed["leftover_temporary_files"] = [p.name for p in (run_dir / "backup").iterdir() if ".tmp-" in p.name]
+        observed["leftover_temporary_files"] = [
+            p.name for p in (run_dir / "backup").iterdir() if ".tmp-" in p.name
+        ]
         # The same command again: it finds the interrupted run directory and resumes it.
         resumed = Script("resume_run.py", _run_args(base, "killed"), base / "resumed.log")
         scripts.append(resumed)
@@ -92,12 +109,18 @@ def test_killed_run_resumes_to_bit_identical_weights(runs):
     epoch, step_in_epoch, global_step = runs["backup_after_kill"]
     # The kill happened inside the second epoch, after a mid-epoch backup.
     assert epoch == 1 and 0 < step_in_epoch < STEPS_PER_EPOCH
-    assert resumed["resumed_from"] == {"epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step}
+    assert resumed["resumed_from"] == {
+        "epoch": epoch,
+        "step_in_epoch": step_in_epoch,
+        "global_step": global_step,
+    }
     assert f"resuming from {runs['run_dir']}" in runs["resumed_output"]
     assert resumed["status"] == reference["status"] == "completed"
     assert resumed["optimizer_iterations"] == reference["optimizer_iterations"] == EPOCHS * STEPS_PER_EPOCH
     differences = [float(np.max(np.abs(a - b))) for a, b in zip(reference["weights"], resumed["weights"])]
-    print(f"resumed from {runs['backup_after_kill']}: max |weight diff| vs uninterrupted = {max(differences)}")
+    print(
+        f"resumed from {runs['backup_after_kill']}: max |weight diff| vs uninterrupted = {max(differences)}"
+    )
     assert len(reference["weights"]) == len(resumed["weights"])
     assert all(np.array_equal(a, b) for a, b in zip(reference["weights"], resumed["weights"]))
     # The metric state was restored too: the resumed epoch's averages equal the uninterrupted run's.
@@ -110,7 +133,9 @@ def test_kill_leaves_a_complete_backup_and_clean_logs(runs):
     header, *rows = runs["epoch_rows_before_resume"]
     assert header.startswith("epoch,") and [row.split(",")[0] for row in rows] == ["0"]
     # After the resume, metrics.csv reads as if the run had never stopped, and the backup is gone.
-    logger = training.MetricsCSVLogger(str(runs["run_dir"] / "metrics.csv"), str(runs["run_dir"] / "metrics_steps.csv"))
+    logger = training.MetricsCSVLogger(
+        str(runs["run_dir"] / "metrics.csv"), str(runs["run_dir"] / "metrics_steps.csv")
+    )
     logger.epochs_table.load()
     logger.steps_table.load()
     assert [row["epoch"] for row in logger.epochs_table.rows] == list(range(EPOCHS))

@@ -61,9 +61,14 @@ def test_schedules_serialize(schedule):
     "arguments, message",
     [
         ({"peak_learning_rate": -1.0, "warmup_steps": 1, "total_steps": 2}, "peak_learning_rate"),
-        ({"peak_learning_rate": 1e-3, "warmup_steps": 10, "total_steps": 5}, "total_steps must be >= warmup_steps"),
-        ({"peak_learning_rate": 1e-3, "warmup_steps": 1, "total_steps": 5, "final_learning_rate": 1.0},
-         "final_learning_rate"),
+        (
+            {"peak_learning_rate": 1e-3, "warmup_steps": 10, "total_steps": 5},
+            "total_steps must be >= warmup_steps",
+        ),
+        (
+            {"peak_learning_rate": 1e-3, "warmup_steps": 1, "total_steps": 5, "final_learning_rate": 1.0},
+            "final_learning_rate",
+        ),
         ({"peak_learning_rate": float("nan"), "warmup_steps": 1, "total_steps": 5}, "finite"),
     ],
 )
@@ -90,14 +95,21 @@ def test_weight_decay_exclusions_by_path_and_rank():
     model = _transformer_like_model()
     optimizer = training.build_optimizer(1e-3, weight_decay=0.1)
     excluded = optimizer.excluded_variable_paths(model.trainable_variables)
-    assert sorted(excluded) == sorted([
-        "token_embedding/embeddings",  # by name (a matrix, but an embedding)
-        "attention_output/bias", "block_norm/gamma", "block_norm/beta", "lm_head/bias",  # by rank
-    ])
+    assert sorted(excluded) == sorted(
+        [
+            "token_embedding/embeddings",  # by name (a matrix, but an embedding)
+            "attention_output/bias",
+            "block_norm/gamma",
+            "block_norm/beta",
+            "lm_head/bias",  # by rank
+        ]
+    )
     decayed = sorted(set(v.path for v in model.trainable_variables) - set(excluded))
     assert decayed == ["attention_output/kernel", "lm_head/kernel"]
     # Patterns alone, without the rank rule.
-    by_name_only = training.build_optimizer(1e-3, exclude_from_weight_decay=("embedding",), exclude_vectors=False)
+    by_name_only = training.build_optimizer(
+        1e-3, exclude_from_weight_decay=("embedding",), exclude_vectors=False
+    )
     assert by_name_only.excluded_variable_paths(model.trainable_variables) == ["token_embedding/embeddings"]
 
 
@@ -136,8 +148,8 @@ def test_optimizer_settings_and_validation():
         training.SelectiveAdamW(exclude_from_weight_decay_patterns=["("])
 
 
-def test_global_clipnorm_limits_the_update(tmp_path):
-    # With SGD-like behaviour hidden by Adam's normalisation, check the clipping on the gradients themselves.
+def test_global_clipnorm_clips_the_global_gradient_norm():
+    # Adam's first update hides the gradient scale, so check the clipping step on the gradients themselves.
     optimizer = training.build_optimizer(1e-3, global_clipnorm=1.0)
     gradients = [keras.ops.ones((3,)) * 10.0, keras.ops.ones((4,)) * 10.0]
     clipped = optimizer._clip_gradients(gradients)
@@ -148,9 +160,12 @@ def test_global_clipnorm_limits_the_update(tmp_path):
 def test_saved_model_reloads_with_optimizer_and_schedule(tmp_path):
     model = _transformer_like_model()
     schedule = training.WarmupCosineDecay(1e-3, warmup_steps=2, total_steps=20)
-    model.compile(optimizer=training.build_optimizer(schedule, weight_decay=0.02,
-                                                     exclude_from_weight_decay=("embedding", "lm_head")),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=training.build_optimizer(
+            schedule, weight_decay=0.02, exclude_from_weight_decay=("embedding", "lm_head")
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     tokens = np.random.RandomState(0).randint(0, 10, size=(8, 4))
     model.fit(tokens, tokens, batch_size=4, epochs=1, verbose=0)
     path = tmp_path / "model.keras"
@@ -163,7 +178,9 @@ def test_saved_model_reloads_with_optimizer_and_schedule(tmp_path):
     assert restored.optimizer.exclude_from_weight_decay_patterns == ("embedding", "lm_head")
     assert float(restored.optimizer.learning_rate) == pytest.approx(float(model.optimizer.learning_rate))
     for original, loaded in zip(model.optimizer.variables, restored.optimizer.variables):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(original), keras.ops.convert_to_numpy(loaded))
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(original), keras.ops.convert_to_numpy(loaded)
+        )
 
 
 @pytest.fixture
@@ -191,6 +208,8 @@ def test_mixed_float16_uses_loss_scaling(restore_dtype_policy):
     model.compile(optimizer=training.build_optimizer(1e-2), loss="mse")
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(model.optimizer.inner_optimizer, training.SelectiveAdamW)
-    history = model.fit(np.ones((8, 3), "float32"), np.zeros((8, 1), "float32"), batch_size=4, epochs=2, verbose=0)
+    history = model.fit(
+        np.ones((8, 3), "float32"), np.zeros((8, 1), "float32"), batch_size=4, epochs=2, verbose=0
+    )
     assert all(math.isfinite(loss) for loss in history.history["loss"])
     assert history.history["loss"][-1] < history.history["loss"][0]

@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -86,8 +87,12 @@ def test_auto_resume_picks_the_unfinished_run_with_the_same_config(tmp_path):
 
 def test_write_results_records_machine_and_versions(tmp_path):
     run = training.create_run_dir("demo", root=str(tmp_path), config={})
-    path = training.write_results(run, {"val_accuracy": np.float32(0.5), "loss": float("nan")}, wall_time=12.5,
-                                  extra={"status": "completed"})
+    path = training.write_results(
+        run,
+        {"val_accuracy": np.float32(0.5), "loss": float("nan")},
+        wall_time=12.5,
+        extra={"status": "completed"},
+    )
     with open(path) as file:
         results = json.load(file)
     assert results["metrics"] == {"val_accuracy": 0.5, "loss": "nan"}
@@ -103,8 +108,16 @@ def test_train_writes_the_whole_run_directory(tmp_path):
     model = _regression_model()
     run = training.create_run_dir("demo", root=str(tmp_path), config={"epochs": 3})
     batches = _batches_for_epoch()
-    result = training.train(model, batches, batches(0), epochs=3, run_dir=run, log_every_n_steps=2,
-                            backup_every_n_steps=3, verbose=0)
+    result = training.train(
+        model,
+        batches,
+        batches(0),
+        epochs=3,
+        run_dir=run,
+        log_every_n_steps=2,
+        backup_every_n_steps=3,
+        verbose=0,
+    )
     assert result.status == "completed" and result.resumed_from is None
     assert len(result.history["loss"]) == 3 and result.history["loss"][-1] < result.history["loss"][0]
     with open(run.metrics_csv) as file:
@@ -122,7 +135,9 @@ def test_train_writes_the_whole_run_directory(tmp_path):
     assert os.path.isfile(run.curves_png) and os.path.isfile(run.file("training_curves_steps.png"))
     with open(run.results_json) as file:
         results = json.load(file)
-    assert results["status"] == "completed" and results["metrics"]["loss"] == pytest.approx(result.history["loss"][-1])
+    assert results["status"] == "completed" and results["metrics"]["loss"] == pytest.approx(
+        result.history["loss"][-1]
+    )
     assert not os.path.exists(run.backup_dir)  # deleted after a completed run
     if training.callbacks.tensorboard_available():
         events = [name for _, _, names in os.walk(run.tensorboard_dir) for name in names]
@@ -133,8 +148,15 @@ def test_train_writes_the_whole_run_directory(tmp_path):
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoints(tmp_path, capfd):
     model = _regression_model()
     run = training.create_run_dir("nan", root=str(tmp_path), config={})
-    result = training.train(model, _batches_for_epoch(nan_at=(1, 2)), epochs=3, run_dir=run,
-                            backup_every_n_steps=2, verbose=0, plot=False)
+    result = training.train(
+        model,
+        _batches_for_epoch(nan_at=(1, 2)),
+        epochs=3,
+        run_dir=run,
+        backup_every_n_steps=2,
+        verbose=0,
+        plot=False,
+    )
     assert result.status == "stopped_non_finite_loss"
     message = capfd.readouterr().err
     assert "loss became nan at epoch 2, batch 3" in message and run.last_model in message
@@ -165,23 +187,47 @@ class _Crash(keras.callbacks.Callback):
             raise RuntimeError("simulated crash")
 
 
-@pytest.fixture
-def crashed_run(tmp_path):
-    """A run interrupted in epoch 2 (after a backup at its 2nd batch)."""
-    run = training.create_run_dir("crash", root=str(tmp_path), config={})
+@pytest.fixture(scope="module")
+def crashed_run_template(tmp_path_factory):
+    """A run interrupted in epoch 2 (after a backup at its 2nd batch); tests get copies of it."""
+    run = training.create_run_dir("crash", root=str(tmp_path_factory.mktemp("crash")), config={})
     with pytest.raises(RuntimeError, match="simulated crash"):
-        training.train(_regression_model(), _batches_for_epoch(), epochs=3, run_dir=run, backup_every_n_steps=2,
-                       callbacks=[_Crash((1, 2))], verbose=0, plot=False, tensorboard=False)
+        training.train(
+            _regression_model(),
+            _batches_for_epoch(),
+            epochs=3,
+            run_dir=run,
+            backup_every_n_steps=2,
+            callbacks=[_Crash((1, 2))],
+            verbose=0,
+            plot=False,
+            tensorboard=False,
+        )
     assert os.path.isfile(run.backup_file)
     return run
+
+
+@pytest.fixture
+def crashed_run(crashed_run_template, tmp_path):
+    copy = tmp_path / "crashed_run"
+    shutil.copytree(crashed_run_template.path, copy)
+    return training.RunDirectory(str(copy), resumed=True)
 
 
 def test_resume_in_process_matches_an_uninterrupted_run(crashed_run, tmp_path):
     reference = _regression_model()
     training.train(reference, _batches_for_epoch(), epochs=3, verbose=0)
     model = _regression_model(seed=99)  # different initial weights: everything must come from the backup
-    result = training.train(model, _batches_for_epoch(), epochs=3, run_dir=crashed_run, backup_every_n_steps=2,
-                            verbose=0, plot=False, tensorboard=False)
+    result = training.train(
+        model,
+        _batches_for_epoch(),
+        epochs=3,
+        run_dir=crashed_run,
+        backup_every_n_steps=2,
+        verbose=0,
+        plot=False,
+        tensorboard=False,
+    )
     assert result.resumed_from == {"epoch": 1, "step_in_epoch": 2, "global_step": 6}
     for expected, actual in zip(reference.get_weights(), model.get_weights()):
         np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
@@ -242,7 +288,9 @@ def test_best_checkpoint_remembers_its_best_value(tmp_path):
     first.on_epoch_end(0, {"loss": 1.0, "val_loss": 0.5})
     assert os.path.isfile(path)
     modified = os.path.getmtime(path)
-    second = training.SafeModelCheckpoint(path, monitor="val_loss", save_best_only=True)  # e.g. after a restart
+    second = training.SafeModelCheckpoint(
+        path, monitor="val_loss", save_best_only=True
+    )  # e.g. after a restart
     second.set_model(model)
     assert second.best == 0.5
     second.on_epoch_end(1, {"loss": 1.0, "val_loss": 0.7})
@@ -289,7 +337,9 @@ def test_epoch_order_depends_only_on_seed_and_epoch():
     epoch_one = order(1)
     assert order(0) != epoch_one and sorted(epoch_one) == list(range(20))
     assert order(1) == epoch_one  # not influenced by how many passes were made before
-    assert order(0) != [int(i) for batch in training.seeded_epoch_batches(examples, 5, seed=8)(0) for i in batch]
+    assert order(0) != [
+        int(i) for batch in training.seeded_epoch_batches(examples, 5, seed=8)(0) for i in batch
+    ]
     with pytest.raises(ValueError, match="batch_size"):
         training.seeded_epoch_batches(examples, batch_size=0, seed=1)
     with pytest.raises(ValueError, match="shuffle_buffer"):
@@ -313,9 +363,26 @@ def test_resumable_dataset_skips_consumed_batches():
 
 def test_training_arguments():
     parser = training.add_training_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(["--strategy", "mirrored", "--num-cpu-devices", "2", "--precision", "mixed_bfloat16",
-                              "--seed", "5", "--backup-every-n-steps", "100"])
-    assert (args.strategy, args.num_cpu_devices, args.precision, args.seed) == ("mirrored", 2, "mixed_bfloat16", 5)
+    args = parser.parse_args(
+        [
+            "--strategy",
+            "mirrored",
+            "--num-cpu-devices",
+            "2",
+            "--precision",
+            "mixed_bfloat16",
+            "--seed",
+            "5",
+            "--backup-every-n-steps",
+            "100",
+        ]
+    )
+    assert (args.strategy, args.num_cpu_devices, args.precision, args.seed) == (
+        "mirrored",
+        2,
+        "mixed_bfloat16",
+        5,
+    )
     assert args.backup_every_n_steps == 100 and args.resume == "auto" and args.runs_root == "runs"
     with pytest.raises(SystemExit):
         parser.parse_args(["--precision", "float8"])

@@ -2,7 +2,8 @@
 checkpoints, a NaN/Inf-loss stop that keeps the last good checkpoint, TensorBoard, and the resumable backup.
 
 Multi-worker safe: every worker executes the same callbacks (reading some variables is a collective operation
-there), but only the chief writes files; other workers write model files to a temporary directory and delete them.
+there), but only the chief writes files; other workers write model files to a temporary directory and delete
+them.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _weights_finite(model: keras.Model) -> bool:
 
 
 class _CsvTable:
-    """Rows of one CSV file kept in memory; appends lines, rewrites the whole file atomically when columns grow."""
+    """Rows of one CSV file kept in memory; appends lines, rewrites the file atomically when columns grow."""
 
     def __init__(self, path, leading_columns):
         self.path = path
@@ -136,9 +137,9 @@ class MetricsCSVLogger(keras.callbacks.Callback):
 
     Epoch rows: ``epoch, global_step, elapsed_s, learning_rate`` and every metric Keras reports (training and
     validation). Step rows: ``epoch, step_in_epoch, global_step, elapsed_s, learning_rate`` and the running
-    training metrics. Columns that appear later (e.g. validation every k epochs) are added by rewriting the file.
-    When ``backup`` resumed a run, rows written after the backup's position are dropped first, so the files
-    read as if the run had never been interrupted. The epoch CSV is the format
+    training metrics. Columns that appear later (e.g. validation every k epochs) are added by rewriting the
+    file. When ``backup`` resumed a run, rows written after the backup's position are dropped first, so the
+    files read as if the run had never been interrupted. The epoch CSV is the format
     ``llm_tf.plots.plot_training_curves`` reads.
 
     Args:
@@ -151,7 +152,7 @@ class MetricsCSVLogger(keras.callbacks.Callback):
         A Keras callback; ``history()`` gives the per-epoch metrics of the whole run (resumed parts included).
 
     Example:
-        >>> logger = MetricsCSVLogger("run/metrics.csv", "run/metrics_steps.csv", every_n_steps=50)  # doctest: +SKIP
+        >>> logger = MetricsCSVLogger("metrics.csv", "metrics_steps.csv", every_n_steps=50)  # doctest: +SKIP
     """
 
     def __init__(self, epoch_csv, steps_csv=None, every_n_steps=50, backup: ResumableBackup | None = None):
@@ -162,7 +163,9 @@ class MetricsCSVLogger(keras.callbacks.Callback):
             raise ValueError(f"every_n_steps must be a positive integer; got every_n_steps={every_n_steps!r}")
         self.epochs_table = _CsvTable(str(epoch_csv), ["epoch", "global_step", "elapsed_s"])
         self.steps_table = (
-            _CsvTable(str(steps_csv), ["epoch", "step_in_epoch", "global_step", "elapsed_s"]) if steps_csv else None
+            _CsvTable(str(steps_csv), ["epoch", "step_in_epoch", "global_step", "elapsed_s"])
+            if steps_csv
+            else None
         )
         self.every_n_steps = every_n_steps
         self.backup = backup
@@ -186,10 +189,15 @@ class MetricsCSVLogger(keras.callbacks.Callback):
             self._global_step = position["global_step"]
             self._resume_epoch, self._resume_skip = position["epoch"], position["step_in_epoch"]
             self._elapsed_before = self.backup.elapsed_before_resume
-            self.epochs_table.keep(lambda row: isinstance(row.get("epoch"), int) and row["epoch"] < position["epoch"])
+            self.epochs_table.keep(
+                lambda row: isinstance(row.get("epoch"), int) and row["epoch"] < position["epoch"]
+            )
             if self.steps_table:
                 self.steps_table.keep(
-                    lambda row: isinstance(row.get("global_step"), int) and row["global_step"] <= position["global_step"]
+                    lambda row: (
+                        isinstance(row.get("global_step"), int)
+                        and row["global_step"] <= position["global_step"]
+                    )
                 )
         elif self.epochs_table.rows:
             last = self.epochs_table.rows[-1]
@@ -211,7 +219,10 @@ class MetricsCSVLogger(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         previous = self._global_step
         self._global_step = self._global_at_epoch_begin + batch + 1
-        if self.steps_table is None or self._global_step // self.every_n_steps == previous // self.every_n_steps:
+        if (
+            self.steps_table is None
+            or self._global_step // self.every_n_steps == previous // self.every_n_steps
+        ):
             return
         row = {
             "epoch": self._epoch,
@@ -236,7 +247,7 @@ class MetricsCSVLogger(keras.callbacks.Callback):
 
 
 class SafeModelCheckpoint(keras.callbacks.Callback):
-    """Save the model as ``.keras`` atomically (temporary file, then ``os.replace``) after every epoch or on improvement.
+    """Save the model as ``.keras`` atomically (temporary file + ``os.replace``) each epoch or on improvement.
 
     Nothing is saved while the loss or the weights are NaN/Inf, so the file always holds the last good model.
     With ``save_best_only`` the best value is kept in ``<filepath>.json`` and read back on construction, so a
@@ -252,7 +263,7 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
         A Keras callback.
 
     Example:
-        >>> best = SafeModelCheckpoint("run/best.keras", monitor="val_loss", save_best_only=True)  # doctest: +SKIP
+        >>> best = SafeModelCheckpoint("best.keras", "val_loss", save_best_only=True)  # doctest: +SKIP
     """
 
     def __init__(self, filepath, monitor="val_loss", mode="min", save_best_only=False):
@@ -307,11 +318,13 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
             if is_chief(self.model.distribute_strategy):
                 atomic_write_bytes(
                     self.sidecar,
-                    json.dumps({"monitor": self.monitor, "mode": self.mode, "best": value, "epoch": epoch}).encode(),
+                    json.dumps(
+                        {"monitor": self.monitor, "mode": self.mode, "best": value, "epoch": epoch}
+                    ).encode(),
                 )
 
     def save(self, epoch=None):
-        """Save the model now (atomically on the chief; to a discarded temporary directory on other workers)."""
+        """Save the model now (atomically on the chief; to a discarded temporary directory elsewhere)."""
         if is_chief(self.model.distribute_strategy):
             directory = os.path.dirname(os.path.abspath(self.filepath))
             os.makedirs(directory, exist_ok=True)
@@ -332,11 +345,11 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stop training as soon as the loss is NaN or Inf, with a message naming the step and the kept checkpoints.
+    """Stop training as soon as the loss is NaN or Inf, with a message naming the step and kept checkpoints.
 
     The checkpoint callbacks of this module never overwrite a good file with NaN/Inf weights, so the last good
-    checkpoints stay on disk. Place this callback after :class:`ResumableBackup` (it re-asserts the stop at the
-    epoch's end).
+    checkpoints stay on disk. Place this callback after :class:`ResumableBackup` (it re-asserts the stop at
+    the epoch's end).
 
     Args:
         kept_checkpoints: paths to mention in the message (those that exist at that moment are listed).
@@ -372,7 +385,11 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         where = f"epoch {self._epoch + 1}" + (f", batch {batch + 1}" if batch is not None else "")
         message = (
             f"llm_tf: training stopped: the loss became {loss} at {where}. "
-            + (f"The last good checkpoints are kept: {', '.join(kept)}." if kept else "No checkpoint was written yet.")
+            + (
+                f"The last good checkpoints are kept: {', '.join(kept)}."
+                if kept
+                else "No checkpoint was written yet."
+            )
             + " Lower the learning rate, check the data for invalid values, or use float32 precision."
         )
         if is_chief(self.model.distribute_strategy):
@@ -416,8 +433,8 @@ def standard_callbacks(
 ) -> list[keras.callbacks.Callback]:
     """The callbacks every experiment uses, in the order they must run.
 
-    ``[ResumableBackup, MetricsCSVLogger, best SafeModelCheckpoint, last SafeModelCheckpoint, TensorBoard (chief
-    only), StopOnNonFiniteLoss]``. Add Keras's progress bar through ``fit(verbose=...)`` as usual.
+    ``[ResumableBackup, MetricsCSVLogger, best SafeModelCheckpoint, last SafeModelCheckpoint, TensorBoard
+    (chief only), StopOnNonFiniteLoss]``. Add Keras's progress bar through ``fit(verbose=...)`` as usual.
 
     Args:
         run_dir: a :class:`llm_tf.training.RunDirectory`.
@@ -441,15 +458,22 @@ def standard_callbacks(
     backup = ResumableBackup(run_dir.backup_dir, save_freq=backup_every_n_steps or "epoch")
     callbacks = [
         backup,
-        MetricsCSVLogger(run_dir.metrics_csv, run_dir.metrics_steps_csv, every_n_steps=log_every_n_steps, backup=backup),
+        MetricsCSVLogger(
+            run_dir.metrics_csv, run_dir.metrics_steps_csv, every_n_steps=log_every_n_steps, backup=backup
+        ),
         SafeModelCheckpoint(run_dir.best_model, monitor=monitor, mode=mode, save_best_only=True),
         SafeModelCheckpoint(run_dir.last_model),
     ]
     if tensorboard and is_chief(strategy) and tensorboard_available():
         callbacks.append(
             keras.callbacks.TensorBoard(
-                log_dir=run_dir.tensorboard_dir, update_freq=log_every_n_steps, write_graph=False, profile_batch=0
+                log_dir=run_dir.tensorboard_dir,
+                update_freq=log_every_n_steps,
+                write_graph=False,
+                profile_batch=0,
             )
         )
-    callbacks.append(StopOnNonFiniteLoss(kept_checkpoints=[run_dir.last_model, run_dir.best_model, run_dir.backup_file]))
+    callbacks.append(
+        StopOnNonFiniteLoss(kept_checkpoints=[run_dir.last_model, run_dir.best_model, run_dir.backup_file])
+    )
     return callbacks

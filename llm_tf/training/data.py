@@ -1,8 +1,9 @@
 """Training data streams whose order is a pure function of ``(seed, epoch)``, so a run can resume mid-epoch.
 
-Keras shuffles a ``tf.data`` pipeline anew on every pass, and a restarted process would replay the first pass's
-order. Here every epoch's batches come from ``dataset_fn(epoch)``; :func:`resumable_dataset` concatenates the
-epochs still to run into one stream and skips the batches a previous (interrupted) run already consumed.
+Keras shuffles a ``tf.data`` pipeline anew on every pass, and a restarted process would replay the first
+pass's order. Here every epoch's batches come from ``dataset_fn(epoch)``; :func:`resumable_dataset`
+concatenates the epochs still to run into one stream and skips the batches a previous (interrupted) run
+already consumed.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def seeded_epoch_batches(
     :func:`llm_tf.training.enable_determinism` sets), never on how many passes the process already made.
 
     Args:
-        examples: un-batched examples (any structure, e.g. ``({"token_ids": ..., "padding_mask": ...}, labels)``).
+        examples: un-batched examples (any structure, e.g. ``({"token_ids": ..., "padding_mask": ...},
+            labels)``).
         batch_size: the global batch size.
         seed: the run's seed.
         shuffle_buffer: shuffle buffer size; ``None`` uses the whole dataset (its cardinality must be known),
@@ -73,12 +75,16 @@ def seeded_epoch_batches(
             )
         shuffle_buffer = max(cardinality, 1)
     if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or shuffle_buffer < 0:
-        raise ValueError(f"shuffle_buffer must be a non-negative integer or None; got shuffle_buffer={shuffle_buffer!r}")
+        raise ValueError(
+            f"shuffle_buffer must be a non-negative integer or None; got shuffle_buffer={shuffle_buffer!r}"
+        )
 
     def batches_for_epoch(epoch: int) -> tf.data.Dataset:
         dataset = examples
         if shuffle_buffer > 0:
-            dataset = dataset.shuffle(shuffle_buffer, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False)
+            dataset = dataset.shuffle(
+                shuffle_buffer, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False
+            )
         return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
     return batches_for_epoch
@@ -102,10 +108,13 @@ def infer_steps_per_epoch(dataset: tf.data.Dataset) -> int:
         raise ValueError("the training dataset is infinite (cardinality=-1); pass steps_per_epoch explicitly")
     if cardinality < 0:
         raise ValueError(
-            f"the training dataset's size is unknown (cardinality={cardinality}); pass steps_per_epoch explicitly"
+            f"the training dataset's size is unknown (cardinality={cardinality}); "
+            "pass steps_per_epoch explicitly"
         )
     if cardinality == 0:
-        raise ValueError("the training dataset is empty (cardinality=0); expected at least one batch per epoch")
+        raise ValueError(
+            "the training dataset is empty (cardinality=0); expected at least one batch per epoch"
+        )
     return cardinality
 
 
@@ -126,11 +135,11 @@ def resumable_dataset(
     start_epoch: int = 0,
     skip_batches: int = 0,
 ) -> tf.data.Dataset:
-    """One stream holding epochs ``start_epoch .. epochs-1`` of ``dataset_fn``, the first ``skip_batches`` skipped.
+    """One stream of epochs ``start_epoch .. epochs-1`` of ``dataset_fn``, the first ``skip_batches`` skipped.
 
-    Feed it to ``model.fit(stream, epochs=epochs, initial_epoch=start_epoch, steps_per_epoch=steps_per_epoch)``
-    together with :class:`llm_tf.training.ResumableBackup`, which ends the resumed (shorter) epoch at the right
-    batch. Each epoch is cut to ``steps_per_epoch`` batches.
+    Feed it to ``model.fit(stream, epochs=epochs, initial_epoch=start_epoch,
+    steps_per_epoch=steps_per_epoch)`` together with :class:`llm_tf.training.ResumableBackup`, which ends the
+    resumed (shorter) epoch at the right batch. Each epoch is cut to ``steps_per_epoch`` batches.
 
     Args:
         dataset_fn: ``epoch -> tf.data.Dataset`` of batches; its order must depend only on the epoch.
@@ -143,14 +152,21 @@ def resumable_dataset(
         The concatenated ``tf.data.Dataset``.
 
     Example:
-        >>> stream = resumable_dataset(lambda e: tf.data.Dataset.range(3).map(lambda i: i + 10 * e), 2, 3, 0, 1)
+        >>> batches_for_epoch = lambda e: tf.data.Dataset.range(3).map(lambda i: i + 10 * e)
+        >>> stream = resumable_dataset(batches_for_epoch, 2, 3, 0, 1)
         >>> [int(x) for x in stream]
         [1, 2, 10, 11, 12]
     """
     if not callable(dataset_fn):
-        raise ValueError(f"dataset_fn must be a callable epoch -> tf.data.Dataset; got dataset_fn={dataset_fn!r}")
-    for name, value, low in (("epochs", epochs, 1), ("steps_per_epoch", steps_per_epoch, 1),
-                             ("start_epoch", start_epoch, 0), ("skip_batches", skip_batches, 0)):
+        raise ValueError(
+            f"dataset_fn must be a callable epoch -> tf.data.Dataset; got dataset_fn={dataset_fn!r}"
+        )
+    for name, value, low in (
+        ("epochs", epochs, 1),
+        ("steps_per_epoch", steps_per_epoch, 1),
+        ("start_epoch", start_epoch, 0),
+        ("skip_batches", skip_batches, 0),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}; got {name}={value!r}")
     if start_epoch >= epochs:
@@ -164,7 +180,9 @@ def resumable_dataset(
     for epoch in range(start_epoch, epochs):
         dataset = dataset_fn(epoch)
         if not isinstance(dataset, tf.data.Dataset):
-            raise ValueError(f"dataset_fn({epoch}) must return a tf.data.Dataset; got {type(dataset).__name__}")
+            raise ValueError(
+                f"dataset_fn({epoch}) must return a tf.data.Dataset; got {type(dataset).__name__}"
+            )
         cardinality = int(dataset.cardinality())
         if 0 <= cardinality < steps_per_epoch:
             raise ValueError(

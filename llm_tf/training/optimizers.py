@@ -15,12 +15,15 @@ import keras
 DEFAULT_WEIGHT_DECAY_EXCLUSIONS = ("bias", "norm", "embedding")
 
 
-def excluded_from_weight_decay(variable, patterns=DEFAULT_WEIGHT_DECAY_EXCLUSIONS, exclude_vectors=True) -> bool:
+def excluded_from_weight_decay(
+    variable, patterns=DEFAULT_WEIGHT_DECAY_EXCLUSIONS, exclude_vectors=True
+) -> bool:
     """Whether ``variable`` should be left out of weight decay.
 
     A variable is excluded when its rank is 0 or 1 and ``exclude_vectors`` is set (biases, LayerNorm gamma and
-    beta, scalars), or when one of ``patterns`` occurs (case-insensitively, as a regular expression) in its path
-    (e.g. ``"encoder_block_0/attention_norm/gamma"`` or ``"token_and_position_embedding/token_embeddings"``).
+    beta, scalars), or when one of ``patterns`` occurs (case-insensitively, as a regular expression) in its
+    path (e.g. ``"encoder_block_0/attention_norm/gamma"`` or
+    ``"token_and_position_embedding/token_embeddings"``).
 
     Args:
         variable: a ``keras.Variable`` (anything with ``path`` or ``name`` and ``shape``).
@@ -44,8 +47,8 @@ def excluded_from_weight_decay(variable, patterns=DEFAULT_WEIGHT_DECAY_EXCLUSION
 class SelectiveAdamW(keras.optimizers.AdamW):
     """``keras.optimizers.AdamW`` whose weight decay skips variables chosen by path and rank.
 
-    See :func:`excluded_from_weight_decay` for the rule. The exclusion settings are part of ``get_config``, so a
-    model saved with this optimizer reloads with the same behaviour.
+    See :func:`excluded_from_weight_decay` for the rule. The exclusion settings are part of ``get_config``, so
+    a model saved with this optimizer reloads with the same behaviour.
 
     Args:
         exclude_from_weight_decay_patterns: regular expressions searched in variable paths.
@@ -63,12 +66,17 @@ class SelectiveAdamW(keras.optimizers.AdamW):
     """
 
     def __init__(
-        self, exclude_from_weight_decay_patterns=DEFAULT_WEIGHT_DECAY_EXCLUSIONS, exclude_vectors=True, **kwargs
+        self,
+        exclude_from_weight_decay_patterns=DEFAULT_WEIGHT_DECAY_EXCLUSIONS,
+        exclude_vectors=True,
+        **kwargs,
     ):
         super().__init__(**kwargs)
-        patterns = [exclude_from_weight_decay_patterns] if isinstance(
-            exclude_from_weight_decay_patterns, str
-        ) else list(exclude_from_weight_decay_patterns or ())
+        patterns = (
+            [exclude_from_weight_decay_patterns]
+            if isinstance(exclude_from_weight_decay_patterns, str)
+            else list(exclude_from_weight_decay_patterns or ())
+        )
         for pattern in patterns:
             try:
                 re.compile(pattern)
@@ -84,7 +92,9 @@ class SelectiveAdamW(keras.optimizers.AdamW):
         # Keras's own exclusions (exclude_from_weight_decay()) still apply; ours are added on top.
         if not super()._use_weight_decay(variable):
             return False
-        excluded = excluded_from_weight_decay(variable, self.exclude_from_weight_decay_patterns, self.exclude_vectors)
+        excluded = excluded_from_weight_decay(
+            variable, self.exclude_from_weight_decay_patterns, self.exclude_vectors
+        )
         return not excluded
 
     def excluded_variable_paths(self, variables) -> list[str]:
@@ -133,7 +143,8 @@ def build_optimizer(
         beta_2: Adam's second-moment decay.
         epsilon: Adam's epsilon.
         global_clipnorm: clip the gradients so that their global norm is at most this (``None`` disables).
-        clipnorm: clip each gradient's norm separately (``None`` disables; exclusive with ``global_clipnorm``).
+        clipnorm: clip each gradient's norm separately (``None`` disables; exclusive with
+            ``global_clipnorm``).
         exclude_from_weight_decay: regular expressions matched against variable paths to exclude.
         exclude_vectors: also exclude every variable of rank <= 1.
 
@@ -154,16 +165,23 @@ def build_optimizer(
             "learning_rate must be a positive number or a keras LearningRateSchedule; got "
             f"learning_rate={learning_rate!r}"
         )
-    checks = {"weight_decay": (weight_decay, 0.0, math.inf), "beta_1": (beta_1, 0.0, 1.0), "beta_2": (beta_2, 0.0, 1.0)}
+    checks = {
+        "weight_decay": (weight_decay, 0.0, math.inf),
+        "beta_1": (beta_1, 0.0, 1.0),
+        "beta_2": (beta_2, 0.0, 1.0),
+    }
     for name, (value, low, high) in checks.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise ValueError(f"{name} must be a number in [{low}, {high}]; got {name}={value!r}")
     for name, value in {"global_clipnorm": global_clipnorm, "clipnorm": clipnorm}.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+        ):
             raise ValueError(f"{name} must be a positive number or None; got {name}={value!r}")
     if global_clipnorm is not None and clipnorm is not None:
         raise ValueError(
-            f"Set only one of global_clipnorm and clipnorm; got global_clipnorm={global_clipnorm}, clipnorm={clipnorm}"
+            "Set only one of global_clipnorm and clipnorm; got "
+            f"global_clipnorm={global_clipnorm}, clipnorm={clipnorm}"
         )
     return SelectiveAdamW(
         learning_rate=learning_rate,

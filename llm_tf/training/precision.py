@@ -11,9 +11,9 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 def set_precision(name: str = "float32") -> keras.DTypePolicy:
     """Set Keras's global dtype policy; call it before building the model.
 
-    ``mixed_float16`` computes in float16 with float32 variables; ``model.compile`` then wraps the optimizer in a
-    ``keras.optimizers.LossScaleOptimizer`` (dynamic loss scaling) automatically. ``mixed_bfloat16`` is the
-    choice for CPUs and TPUs and needs no loss scaling. Models should keep their final logits in float32.
+    ``mixed_float16`` computes in float16 with float32 variables; ``model.compile`` then wraps the optimizer
+    in a ``keras.optimizers.LossScaleOptimizer`` (dynamic loss scaling) automatically. ``mixed_bfloat16`` is
+    the choice for CPUs and TPUs and needs no loss scaling. Models should keep their final logits in float32.
 
     Args:
         name: ``"float32"``, ``"mixed_bfloat16"`` or ``"mixed_float16"``.

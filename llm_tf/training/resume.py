@@ -1,11 +1,12 @@
 """Crash-safe, bit-exact resume: full training-state backups every N steps and mid-epoch restart.
 
 Keras 3.15's ``keras.callbacks.BackupAndRestore`` restores weights, optimizer and epoch but restarts an
-interrupted epoch from its first batch. :class:`ResumableBackup` builds on it: its backup also holds the metric
-state, the RNG (seed-generator) state and the position inside the epoch, and on resume it ends the resumed epoch
-after the batches the interrupted run had not yet consumed. Together with a data stream whose order is a pure
-function of ``(seed, epoch)`` that skips the consumed batches (:func:`llm_tf.training.resumable_dataset`), a
-resumed run ends with exactly the weights of an uninterrupted one.
+interrupted epoch from its first batch. :class:`ResumableBackup` builds on it: its backup also holds the
+metric state, the RNG (seed-generator) state and the position inside the epoch, and on resume it ends the
+resumed epoch after the batches the interrupted run had not yet consumed. Together with a data stream whose
+order is a pure function of ``(seed, epoch)`` that skips the consumed batches
+(:func:`llm_tf.training.resumable_dataset`), a resumed run ends with exactly the weights of an uninterrupted
+one.
 
 Backups are written to a temporary file and renamed into place, so a crash never leaves a truncated backup; a
 corrupt or truncated backup raises :class:`CheckpointError` instead of silently restarting from scratch.
@@ -94,7 +95,7 @@ def _fsync_directory(directory: str) -> None:
 
 
 def _global_seed_generator(create: bool):
-    """Keras's global ``SeedGenerator`` (used by unseeded ``keras.random`` calls), or None when it does not exist."""
+    """Keras's global ``SeedGenerator`` (used by unseeded ``keras.random`` calls), or None if absent."""
     try:
         from keras.src.backend.common import global_state
         from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR, global_seed_generator
@@ -135,8 +136,9 @@ def training_state_variables(model: keras.Model, create_missing: bool = False) -
 def variable_to_numpy(variable) -> np.ndarray:
     """A variable's value as a NumPy array, also for ``tf.distribute`` (mirrored or on-read) variables.
 
-    Converting through ``tf.convert_to_tensor`` reads a distributed variable in cross-replica context: mirrored
-    variables give their (identical) value, on-read variables (metrics) their aggregate over all replicas.
+    Converting through ``tf.convert_to_tensor`` reads a distributed variable in cross-replica context:
+    mirrored variables give their (identical) value, on-read variables (metrics) their aggregate over all
+    replicas.
 
     Args:
         variable: a ``keras.Variable``.
@@ -174,15 +176,22 @@ def capture_training_state(model: keras.Model) -> tuple[dict[str, np.ndarray], d
             value = variable_to_numpy(variable)
             arrays[f"{group}/{position:05d}"] = value
             index[group].append(
-                {"path": str(getattr(variable, "path", variable.name)), "shape": list(value.shape),
-                 "dtype": str(value.dtype)}
+                {
+                    "path": str(getattr(variable, "path", variable.name)),
+                    "shape": list(value.shape),
+                    "dtype": str(value.dtype),
+                }
             )
     return arrays, index
 
 
 def _all_finite(arrays: dict[str, np.ndarray], group: str) -> bool:
     for key, value in arrays.items():
-        if key.startswith(group + "/") and np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+        if (
+            key.startswith(group + "/")
+            and np.issubdtype(value.dtype, np.floating)
+            and not np.isfinite(value).all()
+        ):
             return False
     return True
 
@@ -244,12 +253,15 @@ def read_backup(path: str) -> tuple[dict, dict[str, np.ndarray]]:
         for position, entry in enumerate(entries):
             key = f"{group}/{position:05d}"
             if key not in contents or list(contents[key].shape) != list(entry["shape"]):
-                raise CheckpointError(f"backup checkpoint {path!r} is incomplete: array {key!r} missing or reshaped")
+                raise CheckpointError(
+                    f"backup checkpoint {path!r} is incomplete: array {key!r} missing or reshaped"
+                )
     return metadata, contents
 
 
-def restore_training_state(model: keras.Model, metadata: dict, arrays: dict[str, np.ndarray], groups=None,
-                           source: str = "backup") -> None:
+def restore_training_state(
+    model: keras.Model, metadata: dict, arrays: dict[str, np.ndarray], groups=None, source: str = "backup"
+) -> None:
     """Assign saved arrays to the model's training-state variables, after checking that they match.
 
     Args:
@@ -283,7 +295,8 @@ def restore_training_state(model: keras.Model, metadata: dict, arrays: dict[str,
         for variable, entry in zip(variables, entries):
             if list(variable.shape) != list(entry["shape"]):
                 raise CheckpointError(
-                    f"backup checkpoint {source!r}: {group} variable {entry['path']!r} has shape {entry['shape']}, "
+                    f"backup checkpoint {source!r}: {group} variable {entry['path']!r} "
+                    f"has shape {entry['shape']}, "
                     f"but the model's {variable.path!r} has shape {list(variable.shape)}"
                 )
     for group in groups:
@@ -294,10 +307,10 @@ def restore_training_state(model: keras.Model, metadata: dict, arrays: dict[str,
 class ResumableBackup(keras.callbacks.BackupAndRestore):
     """Back up the full training state every ``save_freq`` steps and resume at the exact next batch.
 
-    Extends ``keras.callbacks.BackupAndRestore`` (same constructor arguments) with: metric and RNG state in the
-    backup, the position inside the epoch, atomic writes, finite-weights checks (a backup is never overwritten
-    with NaN/Inf weights), clear errors for corrupt backups, and multi-worker safety (every worker reads the state,
-    only the chief writes).
+    Extends ``keras.callbacks.BackupAndRestore`` (same constructor arguments) with: metric and RNG state in
+    the backup, the position inside the epoch, atomic writes, finite-weights checks (a backup is never
+    overwritten with NaN/Inf weights), clear errors for corrupt backups, and multi-worker safety (every worker
+    reads the state, only the chief writes).
 
     Exact mid-epoch resume also needs the data to start at the right batch. Use it like this (or call
     :func:`llm_tf.training.train`, which does all of it)::
@@ -315,7 +328,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         backup_dir: directory of the backup (``backup.npz`` inside it); not shared with other callbacks.
         save_freq: ``"epoch"`` or a number of steps; a backup is also written at the end of every epoch.
         delete_checkpoint: delete the backup when ``fit`` completes without being stopped early.
-        double_checkpoint: not supported (the atomic write already keeps the previous backup intact on a crash).
+        double_checkpoint: not supported (the atomic write already keeps the previous backup intact on a
+            crash).
 
     Returns:
         A Keras callback.
@@ -328,8 +342,12 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, double_checkpoint=False):
         if double_checkpoint:
-            raise ValueError("double_checkpoint=True is not supported; backups are written atomically instead")
-        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
+            raise ValueError(
+                "double_checkpoint=True is not supported; backups are written atomically instead"
+            )
+        if save_freq != "epoch" and (
+            isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1
+        ):
             raise ValueError(f"save_freq must be 'epoch' or a positive integer; got save_freq={save_freq!r}")
         super().__init__(backup_dir=str(backup_dir), save_freq=save_freq, delete_checkpoint=delete_checkpoint)
         self.checkpoint_path = os.path.join(str(backup_dir), BACKUP_FILE_NAME)
@@ -410,20 +428,24 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             if expected_steps is not None and int(expected_steps) != int(metadata["steps_per_epoch"]):
                 raise CheckpointError(
                     f"backup checkpoint {self.checkpoint_path!r} was written with steps_per_epoch="
-                    f"{metadata['steps_per_epoch']}, but this fit runs steps_per_epoch={expected_steps}; resume "
+                    f"{metadata['steps_per_epoch']}, but this fit runs steps_per_epoch={expected_steps}; "
+                    "resume "
                     "with the same data and batch size"
                 )
         self._resume_epoch, self._resume_skip = int(metadata["epoch"]), skip
         self._global_step = self._last_saved_step = int(metadata["global_step"])
         self.elapsed_before_resume = float(metadata.get("elapsed_s", 0.0))
         self.restored_position = {
-            "epoch": self._resume_epoch, "step_in_epoch": skip, "global_step": self._global_step,
+            "epoch": self._resume_epoch,
+            "step_in_epoch": skip,
+            "global_step": self._global_step,
         }
         # Read by Keras's fit loop right after on_train_begin, exactly as BackupAndRestore does.
         model._initial_epoch = self._resume_epoch
         if is_chief(model.distribute_strategy):
             print(
-                f"llm_tf: resuming from {self.checkpoint_path}: epoch {self._resume_epoch + 1}, after batch {skip} "
+                f"llm_tf: resuming from {self.checkpoint_path}: "
+                f"epoch {self._resume_epoch + 1}, after batch {skip} "
                 f"(global step {self._global_step})",
                 flush=True,
             )
@@ -433,7 +455,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         current = len(self.model.metrics_variables)
         if saved != current:
             raise CheckpointError(
-                f"backup checkpoint {self.checkpoint_path!r} holds {saved} metric variables but the model has "
+                f"backup checkpoint {self.checkpoint_path!r} holds {saved} metric variables "
+                "but the model has "
                 f"{current}; build the model's metrics before fit with "
                 "llm_tf.training.build_for_training(model, dataset)"
             )
@@ -443,8 +466,9 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         if not self._first_epoch_done and epoch == self._resume_epoch and self._resume_skip > 0:
             self._offset = self._resume_skip
             if self._pending_metrics is not None:
-                restore_training_state(self.model, *self._pending_metrics, groups=["metrics"],
-                                       source=self.checkpoint_path)
+                restore_training_state(
+                    self.model, *self._pending_metrics, groups=["metrics"], source=self.checkpoint_path
+                )
                 self._pending_metrics = None
         self._epoch = epoch
         self._global_at_epoch_begin = self._global_step
@@ -489,7 +513,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         if not _all_finite(arrays, "model"):
             if not self._warned_nonfinite:
                 warnings.warn(
-                    f"llm_tf: the model's weights contain NaN/Inf at global step {self._global_step}; the backup "
+                    "llm_tf: the model's weights contain NaN/Inf at global step "
+                    f"{self._global_step}; the backup "
                     f"{self.checkpoint_path!r} keeps the last good state",
                     stacklevel=2,
                 )

@@ -1,4 +1,4 @@
-"""Run directories: ``runs/<experiment>/<timestamp>/`` with the config, metrics, checkpoints, logs and results.
+"""Run directories: ``runs/<experiment>/<timestamp>/`` with config, metrics, checkpoints, logs and results.
 
 Layout of one run::
 
@@ -29,8 +29,19 @@ from llm_tf.training.resume import BACKUP_FILE_NAME, atomic_write_bytes
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESUME_MODES = ("auto", "never")
 _REPORTED_LIBRARIES = (
-    "tensorflow", "keras", "numpy", "tensorflow-text", "transformers", "tokenizers", "safetensors", "sacrebleu",
-    "rouge-score", "scikit-learn", "matplotlib", "tensorboard", "llm_tf",
+    "tensorflow",
+    "keras",
+    "numpy",
+    "tensorflow-text",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "sacrebleu",
+    "rouge-score",
+    "scikit-learn",
+    "matplotlib",
+    "tensorboard",
+    "llm_tf",
 )
 
 
@@ -308,10 +319,22 @@ def git_commit(directory: str | None = None) -> str | None:
 
     directory = directory or os.path.dirname(os.path.abspath(__file__))
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "")

@@ -1,7 +1,7 @@
 """Learning-rate schedules for Transformer training: linear warmup + cosine decay, and the Noam schedule.
 
-Both are registered Keras serializables (package ``llm_tf``), so a ``.keras`` file saved with an optimizer that
-uses them reloads with its optimizer, provided ``llm_tf.training`` has been imported.
+Both are registered Keras serializables (package ``llm_tf``), so a ``.keras`` file saved with an optimizer
+that uses them reloads with its optimizer, provided ``llm_tf.training`` has been imported.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         _check_positive("total_steps", total_steps)
         if total_steps < warmup_steps:
             raise ValueError(
-                f"total_steps must be >= warmup_steps; got total_steps={total_steps}, warmup_steps={warmup_steps}"
+                "total_steps must be >= warmup_steps; got "
+                f"total_steps={total_steps}, warmup_steps={warmup_steps}"
             )
         if final_learning_rate > peak_learning_rate:
             raise ValueError(
@@ -93,10 +94,11 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 @keras.saving.register_keras_serializable(package="llm_tf")
 class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """The schedule of "Attention Is All You Need": ``scale * d_model**-0.5 * min(n**-0.5, n * warmup**-1.5)``.
+    """The schedule of "Attention Is All You Need": ``scale * d_model**-0.5 * min(n**-0.5, n * w**-1.5)``.
 
     ``n = step + 1`` (the optimizer's 0-based ``iterations`` plus one), so the rate rises linearly for
-    ``warmup_steps`` steps, peaks at ``scale * (d_model * warmup_steps) ** -0.5`` and then decays as ``n**-0.5``.
+    ``warmup_steps`` steps, peaks at ``scale * (d_model * warmup_steps) ** -0.5`` and then decays as
+    ``n**-0.5``.
 
     Args:
         d_model: the model width.
@@ -129,4 +131,9 @@ class NoamSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return (self.scale * float(self.d_model) ** -0.5) * rate
 
     def get_config(self):
-        return {"d_model": self.d_model, "warmup_steps": self.warmup_steps, "scale": self.scale, "name": self.name}
+        return {
+            "d_model": self.d_model,
+            "warmup_steps": self.warmup_steps,
+            "scale": self.scale,
+            "name": self.name,
+        }

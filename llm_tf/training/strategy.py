@@ -19,7 +19,8 @@ import tensorflow as tf
 STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 # Environment variables that indicate a Cloud TPU or a TPU VM. The TPU cluster resolver is only tried when one
-# is present, because without them it may try to reach the GCE metadata server, which hangs on offline machines.
+# is present, because without them it may try to reach the GCE metadata server, which hangs on offline
+# machines.
 _TPU_HINT_VARIABLES = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE", "TPU_WORKER_ID")
 
 
@@ -40,7 +41,9 @@ def configure_cpu_devices(num_cpu_devices: int) -> list[str]:
         ['/device:CPU:0', '/device:CPU:1']
     """
     if isinstance(num_cpu_devices, bool) or not isinstance(num_cpu_devices, int) or num_cpu_devices < 1:
-        raise ValueError(f"num_cpu_devices must be a positive integer; got num_cpu_devices={num_cpu_devices!r}")
+        raise ValueError(
+            f"num_cpu_devices must be a positive integer; got num_cpu_devices={num_cpu_devices!r}"
+        )
     cpus = tf.config.list_physical_devices("CPU")
     try:
         tf.config.set_logical_device_configuration(
@@ -81,8 +84,10 @@ def _make_tpu_strategy() -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
-def choose_strategy_name(name: str = "auto", num_cpu_devices: int | None = None, tpu: bool | None = None) -> str:
-    """Resolve ``"auto"`` to the concrete strategy name :func:`get_strategy` would build (other names pass through).
+def choose_strategy_name(
+    name: str = "auto", num_cpu_devices: int | None = None, tpu: bool | None = None
+) -> str:
+    """Resolve ``"auto"`` to the concrete strategy name :func:`get_strategy` builds (others pass through).
 
     Args:
         name: a strategy name (see :data:`STRATEGY_NAMES`).
@@ -90,7 +95,8 @@ def choose_strategy_name(name: str = "auto", num_cpu_devices: int | None = None,
         tpu: whether a TPU is available; None looks for TPU environment hints.
 
     Returns:
-        One of ``"tpu"``, ``"multi_worker"``, ``"mirrored"``, ``"default"`` (or ``name`` itself when not auto).
+        One of ``"tpu"``, ``"multi_worker"``, ``"mirrored"``, ``"default"`` (or ``name`` itself when not
+        auto).
 
     Example:
         >>> choose_strategy_name("auto", tpu=False) in ("default", "mirrored", "multi_worker")
@@ -113,18 +119,18 @@ def choose_strategy_name(name: str = "auto", num_cpu_devices: int | None = None,
 def get_strategy(name: str = "auto", num_cpu_devices: int | None = None) -> tf.distribute.Strategy:
     """Return a ``tf.distribute`` strategy by name.
 
-    ``"auto"`` picks, in this order: a TPU when a TPU cluster resolver finds one; ``MultiWorkerMirroredStrategy``
-    when ``TF_CONFIG`` names a cluster of more than one task; ``MirroredStrategy`` over all GPUs when there are
-    several (or over the logical CPUs when ``num_cpu_devices`` > 1 and there is no GPU); else TensorFlow's
-    default one-device strategy.
+    ``"auto"`` picks, in this order: a TPU when a TPU cluster resolver finds one;
+    ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` names a cluster of more than one task;
+    ``MirroredStrategy`` over all GPUs when there are several (or over the logical CPUs when
+    ``num_cpu_devices`` > 1 and there is no GPU); else TensorFlow's default one-device strategy.
 
     Create the strategy at program start: ``MultiWorkerMirroredStrategy`` must exist before other TensorFlow
     ops run, and logical CPU devices can only be configured before TensorFlow initialises. Build models under
     ``strategy.scope()`` and pass them through :func:`prepare_model_for_strategy`.
 
     Args:
-        name: one of ``"auto"``, ``"default"`` (TensorFlow's default strategy), ``"one_device"`` (the first GPU,
-            else the CPU), ``"mirrored"`` (all local GPUs, else all logical CPUs), ``"multi_worker"``
+        name: one of ``"auto"``, ``"default"`` (TensorFlow's default strategy), ``"one_device"`` (the first
+            GPU, else the CPU), ``"mirrored"`` (all local GPUs, else all logical CPUs), ``"multi_worker"``
             (``MultiWorkerMirroredStrategy``, configured by ``TF_CONFIG``), ``"tpu"``.
         num_cpu_devices: when set, split the CPU into this many logical devices first (for testing data
             parallelism without GPUs).
@@ -161,7 +167,7 @@ def get_strategy(name: str = "auto", num_cpu_devices: int | None = None) -> tf.d
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy | None = None) -> bool:
-    """Whether ``strategy`` (default: the current one) is a ``MultiWorkerMirroredStrategy`` spanning >1 worker.
+    """Whether ``strategy`` (default: the current one) is a ``MultiWorkerMirroredStrategy`` over >1 worker.
 
     Args:
         strategy: the strategy to inspect; ``None`` uses ``tf.distribute.get_strategy()``.
@@ -207,26 +213,26 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     return task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # The multi-worker fix (and a related MirroredStrategy one).
 #
-# Keras 3 (checked with 3.15.1 on TF 2.21) cannot run `model.fit`/`evaluate` under MultiWorkerMirroredStrategy
-# (keras-team/keras#20585, tensorflow/tensorflow#72388). Two places in keras/src/backend/tensorflow/trainer.py
-# fail:
-#   1. `TensorFlowTrainer._maybe_symbolic_build` takes the first distributed batch and reduces it eagerly with
-#      `strategy.reduce("MEAN", batch, axis=None)` only to learn its shapes. Across workers this eager reduce of
-#      the (dict-structured, often integer) input batch fails. The same call also fails with a single-worker
-#      MirroredStrategy over 2+ devices whenever an input is boolean (no AddN kernel for bool), which is the case
-#      for this project's `padding_mask` (found here, no upstream issue number known). We build from this
-#      worker's first local replica batch instead: shapes are all the symbolic build needs, and no collective
-#      or arithmetic on the inputs is involved.
+# Keras 3 (checked with 3.15.1 on TF 2.21) cannot run `model.fit`/`evaluate` under
+# MultiWorkerMirroredStrategy (keras-team/keras#20585, tensorflow/tensorflow#72388). Two places in
+# keras/src/backend/tensorflow/trainer.py fail:
+#   1. `TensorFlowTrainer._maybe_symbolic_build` takes the first distributed batch and reduces it eagerly
+#      with `strategy.reduce("MEAN", batch, axis=None)` only to learn its shapes. Across workers this eager
+#      reduce of the (dict-structured, often integer) input batch fails. The same call also fails with a
+#      single-worker MirroredStrategy over 2+ devices whenever an input is boolean (no AddN kernel for bool),
+#      which is the case for this project's `padding_mask` (found here; no upstream issue number known).
+#      We build from this worker's first local replica batch instead: shapes are all the symbolic build
+#      needs, and no collective or arithmetic on the inputs is involved.
 #   2. `reduce_per_replica` reduces every logged value with `strategy.reduce("MEAN", v, axis=0)` in
 #      multi-worker mode, which fails for the scalar metric values that `train_step`/`test_step` return
-#      (axis 0 does not exist). We wrap this model's `train_step`/`test_step` so scalars come back with shape
-#      (1,); `reduce(MEAN, axis=0)` then averages them over all replicas, which is what the single-worker
-#      MirroredStrategy path computes with `tf.reduce_mean` of the local results.
+#      (axis 0 does not exist). We wrap this model's `train_step`/`test_step` so scalars come back with
+#      shape (1,); `reduce(MEAN, axis=0)` then averages them over all replicas, which is what the
+#      single-worker MirroredStrategy path computes with `tf.reduce_mean` of the local results.
 # The changes are instance attributes set on one model: the class and every other model stay untouched.
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 _FIX_MARKER = "_llm_tf_multi_worker_fix"
 
@@ -239,7 +245,7 @@ def _local_first_replica(value):
 
 
 def _symbolic_build_from_local_batch(self, iterator=None, data_batch=None):
-    """Replacement for ``TensorFlowTrainer._maybe_symbolic_build`` without the eager reduce of the input batch."""
+    """Replacement for ``TensorFlowTrainer._maybe_symbolic_build`` without an eager reduce of the inputs."""
     if iterator is not None:
         for _, _, batches in iterator:
             data_batch = tf.nest.map_structure(_local_first_replica, next(batches))
@@ -270,16 +276,18 @@ def _wrap_step(step):
     return step_with_vector_logs
 
 
-def prepare_model_for_strategy(model: keras.Model, strategy: tf.distribute.Strategy | None = None) -> keras.Model:
-    """Make ``model.fit``/``evaluate`` work under ``strategy``; the one documented place for the multi-worker fix.
+def prepare_model_for_strategy(
+    model: keras.Model, strategy: tf.distribute.Strategy | None = None
+) -> keras.Model:
+    """Make ``fit``/``evaluate`` work under ``strategy``: the one documented place for the multi-worker fix.
 
     Works around keras-team/keras#20585 and tensorflow/tensorflow#72388 (see the comment block above this
     function for what fails and why the replacements are equivalent), on this model instance only:
 
-    - for any strategy the model was created under (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``, ...),
-      ``_maybe_symbolic_build`` is replaced by one that needs no eager reduce of the input batch;
-    - for ``MultiWorkerMirroredStrategy`` in multi-worker mode, ``train_step`` and ``test_step`` are also wrapped
-      so their scalar logs can be reduced across workers.
+    - for any strategy the model was created under (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``,
+      ...), ``_maybe_symbolic_build`` is replaced by one that needs no eager reduce of the input batch;
+    - for ``MultiWorkerMirroredStrategy`` in multi-worker mode, ``train_step`` and ``test_step`` are also
+      wrapped so their scalar logs can be reduced across workers.
 
     Under TensorFlow's default strategy the model is returned unchanged. The call is idempotent. For a
     distribution strategy, the model must have been created under ``strategy.scope()``.

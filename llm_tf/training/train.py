@@ -52,9 +52,10 @@ class TrainingResult:
     """What :func:`train` returns.
 
     Args:
-        history: per-epoch metrics of the whole run, name -> list (epochs before a resume included when the run
-            has a directory).
-        status: ``"completed"``, ``"stopped_non_finite_loss"``, ``"stopped_early"`` or ``"already_completed"``.
+        history: per-epoch metrics of the whole run, name -> list (epochs before a resume included when the
+            run has a directory).
+        status: ``"completed"``, ``"stopped_non_finite_loss"``, ``"stopped_early"`` or
+            ``"already_completed"``.
         wall_time_s: training wall time, summed over resumed segments.
         run_dir: the run directory, or None.
         resumed_from: ``{"epoch", "step_in_epoch", "global_step"}`` when resumed from a backup, else None.
@@ -126,12 +127,12 @@ def train(
 ) -> TrainingResult:
     """Train with ``model.fit``; with a run directory, log, checkpoint, back up, resume and write results.
 
-    With ``run_dir`` the standard callbacks are used (:func:`llm_tf.training.standard_callbacks`): metrics CSVs,
-    TensorBoard, best/last ``.keras``, a NaN/Inf stop and a resumable backup every ``backup_every_n_steps``. If the
-    run directory holds a backup, training resumes at the exact next batch. At the end ``results.json`` and the
-    training-curve PNG are written. Exact resume needs ``train_data`` as a function ``epoch -> dataset`` whose
-    order depends only on the epoch (see :func:`llm_tf.training.seeded_epoch_batches`); a plain dataset is used
-    unchanged for every epoch.
+    With ``run_dir`` the standard callbacks are used (:func:`llm_tf.training.standard_callbacks`): metrics
+    CSVs, TensorBoard, best/last ``.keras``, a NaN/Inf stop and a resumable backup every
+    ``backup_every_n_steps``. If the run directory holds a backup, training resumes at the exact next batch.
+    At the end ``results.json`` and the training-curve PNG are written. Exact resume needs ``train_data`` as a
+    function ``epoch -> dataset`` whose order depends only on the epoch (see
+    :func:`llm_tf.training.seeded_epoch_batches`); a plain dataset is used unchanged for every epoch.
 
     Args:
         model: a compiled model (built under ``strategy.scope()`` when distributed).
@@ -184,8 +185,13 @@ def train(
     if run_dir is not None:
         monitor = monitor or ("val_loss" if val_data is not None else "loss")
         all_callbacks = standard_callbacks(
-            run_dir, monitor=monitor, mode=mode, log_every_n_steps=log_every_n_steps,
-            backup_every_n_steps=backup_every_n_steps, tensorboard=tensorboard, strategy=strategy,
+            run_dir,
+            monitor=monitor,
+            mode=mode,
+            log_every_n_steps=log_every_n_steps,
+            backup_every_n_steps=backup_every_n_steps,
+            tensorboard=tensorboard,
+            strategy=strategy,
         )
     all_callbacks += list(callbacks or [])
     backup = next((cb for cb in all_callbacks if isinstance(cb, ResumableBackup)), None)
@@ -221,7 +227,8 @@ def train(
     else:
         status = "completed"
     final_metrics = {
-        name: values[-1] for name, values in history.items()
+        name: values[-1]
+        for name, values in history.items()
         if values and isinstance(values[-1], (int, float)) and name not in ("elapsed_s",)
     }
     final_metrics = {k: (v if math.isfinite(v) else str(v)) for k, v in final_metrics.items()}
@@ -242,8 +249,12 @@ def train(
             extra["curve_pngs"] = _plot_curves(run_dir, logger)
         write_results(run_dir, final_metrics, wall_time, extra=extra)
     return TrainingResult(
-        history=history, status=status, wall_time_s=wall_time, run_dir=run_dir,
-        resumed_from=resumed_from, final_metrics=final_metrics,
+        history=history,
+        status=status,
+        wall_time_s=wall_time,
+        run_dir=run_dir,
+        resumed_from=resumed_from,
+        final_metrics=final_metrics,
     )
 
 
@@ -260,22 +271,34 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         The same parser.
 
     Example:
-        >>> args = add_training_arguments(argparse.ArgumentParser()).parse_args(["--precision", "mixed_bfloat16"])
+        >>> parser = add_training_arguments(argparse.ArgumentParser())
+        >>> args = parser.parse_args(["--precision", "mixed_bfloat16"])
         >>> args.precision, args.strategy
         ('mixed_bfloat16', 'auto')
     """
     group = parser.add_argument_group("training")
     group.add_argument("--strategy", default="auto", choices=STRATEGY_NAMES, help="distribution strategy")
-    group.add_argument("--num-cpu-devices", type=int, default=None,
-                       help="split the CPU into N logical devices (test data parallelism without GPUs)")
+    group.add_argument(
+        "--num-cpu-devices",
+        type=int,
+        default=None,
+        help="split the CPU into N logical devices (test data parallelism without GPUs)",
+    )
     group.add_argument("--precision", default="float32", choices=PRECISIONS, help="numeric precision")
     group.add_argument("--seed", type=int, default=0, help="random seed (weights, dropout, data order)")
     group.add_argument("--runs-root", default="runs", help="root of the run directories")
-    group.add_argument("--resume", default="auto",
-                       help="'auto' (continue an interrupted run with the same config), 'never', or a run directory")
+    group.add_argument(
+        "--resume",
+        default="auto",
+        help="'auto' (continue an interrupted run with the same config), 'never', or a run directory",
+    )
     group.add_argument("--log-every-n-steps", type=int, default=50, help="step interval of metrics_steps.csv")
-    group.add_argument("--backup-every-n-steps", type=int, default=None,
-                       help="write a resumable backup every N steps (default: every epoch)")
+    group.add_argument(
+        "--backup-every-n-steps",
+        type=int,
+        default=None,
+        help="write a resumable backup every N steps (default: every epoch)",
+    )
     return parser
 
 

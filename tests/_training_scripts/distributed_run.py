@@ -42,10 +42,12 @@ def main():
     args = parse_args()
     if args.mode == "worker":
         ports = [int(port) for port in args.ports.split(",")]
-        os.environ["TF_CONFIG"] = json.dumps({
-            "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
-            "task": {"type": "worker", "index": args.worker_index},
-        })
+        os.environ["TF_CONFIG"] = json.dumps(
+            {
+                "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+                "task": {"type": "worker", "index": args.worker_index},
+            }
+        )
 
     from llm_tf import training
 
@@ -88,8 +90,9 @@ def train_once(args, name, strategy):
         model = keras.Model({"token_ids": token_ids, "padding_mask": padding_mask}, logits)
         model.compile(
             optimizer=training.build_optimizer(
-                training.WarmupCosineDecay(2e-2, warmup_steps=2, total_steps=8), weight_decay=0.01,
-                global_clipnorm=0.5,  # small enough to be active, so clipping of the global gradient is tested
+                training.WarmupCosineDecay(2e-2, warmup_steps=2, total_steps=8),
+                weight_decay=0.01,
+                global_clipnorm=0.5,  # small enough to be active: clipping of the global gradient is tested
             ),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
@@ -102,7 +105,11 @@ def train_once(args, name, strategy):
     mask = np.arange(SEQUENCE + 1)[None, :] < rng.randint(3, SEQUENCE + 2, size=EXAMPLES)[:, None]
     tokens = np.where(mask, tokens, 0)
     examples = tf.data.Dataset.from_tensor_slices(
-        ({"token_ids": tokens[:, :-1], "padding_mask": mask[:, :-1]}, tokens[:, 1:], mask[:, 1:].astype("float32"))
+        (
+            {"token_ids": tokens[:, :-1], "padding_mask": mask[:, :-1]},
+            tokens[:, 1:],
+            mask[:, 1:].astype("float32"),
+        )
     )
     batches_for_epoch = training.seeded_epoch_batches(examples, GLOBAL_BATCH, seed=args.seed)
 
@@ -115,12 +122,26 @@ def train_once(args, name, strategy):
             self.step_losses.append(float(logs["loss"]))
 
     recorder = RecordLosses()
-    run = training.create_run_dir("distributed_test", root=args.runs_root, config={"mode": args.mode},
-                                  resume="never", run_name="workers" if args.mode == "worker" else name,
-                                  write=training.is_chief(strategy))
+    run = training.create_run_dir(
+        "distributed_test",
+        root=args.runs_root,
+        config={"mode": args.mode},
+        resume="never",
+        run_name="workers" if args.mode == "worker" else name,
+        write=training.is_chief(strategy),
+    )
     result = training.train(
-        model, batches_for_epoch, epochs=EPOCHS, run_dir=run, callbacks=[recorder], log_every_n_steps=2,
-        backup_every_n_steps=2, tensorboard=False, plot=False, verbose=0, strategy=strategy,
+        model,
+        batches_for_epoch,
+        epochs=EPOCHS,
+        run_dir=run,
+        callbacks=[recorder],
+        log_every_n_steps=2,
+        backup_every_n_steps=2,
+        tensorboard=False,
+        plot=False,
+        verbose=0,
+        strategy=strategy,
     )
     record = {
         "strategy": type(strategy).__name__,
@@ -134,7 +155,9 @@ def train_once(args, name, strategy):
     }
     if args.mode == "worker":
         # Which examples did this worker get? Same pipeline shape as training, with the example index as data.
-        ids_for_epoch = training.seeded_epoch_batches(tf.data.Dataset.range(EXAMPLES), GLOBAL_BATCH, seed=args.seed)
+        ids_for_epoch = training.seeded_epoch_batches(
+            tf.data.Dataset.range(EXAMPLES), GLOBAL_BATCH, seed=args.seed
+        )
         stream = training.resumable_dataset(ids_for_epoch, EPOCHS, EXAMPLES // GLOBAL_BATCH)
         seen = []
         for batch in strategy.experimental_distribute_dataset(stream):

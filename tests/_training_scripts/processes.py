@@ -12,7 +12,7 @@ SCRIPTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def free_ports(count):
-    """``count`` distinct TCP ports that were free on 127.0.0.1 a moment ago (bound to port 0, then released)."""
+    """``count`` distinct TCP ports that were free on 127.0.0.1 a moment ago (bound to port 0, released)."""
     sockets = []
     try:
         for _ in range(count):
@@ -37,7 +37,11 @@ class Script:
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, os.path.join(SCRIPTS_DIR, script), *map(str, args)],
-            cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def running(self):
@@ -60,12 +64,16 @@ class Script:
         self._log.flush()
         with open(self.log_path, "rb") as file:
             text = file.read().decode("utf-8", "replace")
-        lines = [line for line in text.splitlines() if not line.startswith(("I0000", "W0000", "E0000", "WARNING: All"))]
+        lines = [
+            line
+            for line in text.splitlines()
+            if not line.startswith(("I0000", "W0000", "E0000", "WARNING: All"))
+        ]
         return "\n".join(lines)[-limit:]
 
 
 def wait_all(scripts, timeout):
-    """Wait until every script exits (or ``timeout`` seconds pass); fail with their output unless all exit 0."""
+    """Wait until every script exits (or ``timeout`` s pass); fail with their output unless all exit 0."""
     deadline = time.monotonic() + timeout
     for script in scripts:
         remaining = max(0.1, deadline - time.monotonic())

@@ -81,15 +81,31 @@ def main():
     validation = examples.take(12).batch(BATCH)
     extra = [SlowDown(args.step_delay)] if args.step_delay > 0 else []
     result = training.train(
-        model, batches_for_epoch, validation, epochs=args.epochs, run_dir=run, callbacks=extra,
-        log_every_n_steps=args.log_every_n_steps, backup_every_n_steps=args.backup_every_n_steps,
-        tensorboard=False, plot=False, verbose=0,
+        model,
+        batches_for_epoch,
+        validation,
+        epochs=args.epochs,
+        run_dir=run,
+        callbacks=extra,
+        log_every_n_steps=args.log_every_n_steps,
+        backup_every_n_steps=args.backup_every_n_steps,
+        tensorboard=False,
+        plot=False,
+        verbose=0,
     )
     os.makedirs(args.out_dir, exist_ok=True)
     np.savez(os.path.join(args.out_dir, "final_weights.npz"), *[np.asarray(w) for w in model.get_weights()])
     with open(os.path.join(args.out_dir, "summary.json"), "w") as file:
-        json.dump({"status": result.status, "history": result.history, "resumed_from": result.resumed_from,
-                   "run_dir": run.path, "optimizer_iterations": int(model.optimizer.iterations.numpy())}, file)
+        json.dump(
+            {
+                "status": result.status,
+                "history": result.history,
+                "resumed_from": result.resumed_from,
+                "run_dir": run.path,
+                "optimizer_iterations": int(model.optimizer.iterations.numpy()),
+            },
+            file,
+        )
     print("DONE", flush=True)
 
 

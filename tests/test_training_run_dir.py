@@ -386,3 +386,11 @@ def test_training_arguments():
     assert args.backup_every_n_steps == 100 and args.resume == "auto" and args.runs_root == "runs"
     with pytest.raises(SystemExit):
         parser.parse_args(["--precision", "float8"])
+
+
+def test_backups_must_fall_on_execution_boundaries(tmp_path):
+    model = _regression_model()
+    model.compile(optimizer=training.build_optimizer(1e-2), loss="mse", steps_per_execution=2)
+    run = training.create_run_dir("spe", root=str(tmp_path), config={})
+    with pytest.raises(ValueError, match="backup_every_n_steps=3 must be a multiple"):
+        training.train(model, _batches_for_epoch(), epochs=1, run_dir=run, backup_every_n_steps=3, verbose=0)

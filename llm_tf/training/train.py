@@ -178,6 +178,17 @@ def train(
     first_epoch_data = dataset_fn(0)
     if steps_per_epoch is None:
         steps_per_epoch = infer_steps_per_epoch(first_epoch_data)
+    steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+    if steps_per_execution > 1:
+        # Backups and the end of a resumed epoch fall on execution boundaries only when these divide evenly.
+        for name, value in (
+            ("steps_per_epoch", steps_per_epoch),
+            ("backup_every_n_steps", backup_every_n_steps),
+        ):
+            if value is not None and value % steps_per_execution:
+                raise ValueError(
+                    f"{name}={value} must be a multiple of the model's steps_per_execution={steps_per_execution}"
+                )
     prepare_model_for_strategy(model, strategy)
     build_for_training(model, first_epoch_data)
 

@@ -174,6 +174,21 @@ def test_forward_shapes_and_embedding_tying():
     assert keras.backend.standardize_dtype(mixed(inputs).dtype) == "float32"
 
 
+def test_separate_target_length_with_learned_positions():
+    model = Seq2SeqTransformer(tiny_config(max_target_sequence_length=12, position="learned"))
+    assert tuple(model.decoder_embedding.position_embeddings.shape) == (12, 32)  # shared layer, longest side
+    logits = model(_inputs([[5, 6, 3]], [[2] + [5] * 11]))
+    assert tuple(logits.shape) == (1, 12, VOCABULARY_SIZE)
+    with pytest.raises(
+        ValueError, match="`encoder_token_ids` has 11 tokens, more than max_sequence_length=10"
+    ):
+        model(_inputs([[5] * 11], [[2]]))
+    with pytest.raises(ValueError, match="has 13 tokens, more than max_target_sequence_length=12"):
+        model(_inputs([[5, 3]], [[2] * 13]))
+    with pytest.raises(ValueError, match="at most max_target_sequence_length=12; got max_length=13"):
+        model.generate([[5, 3]], max_length=13)
+
+
 def test_padding_and_future_tokens_do_not_leak():
     keras.utils.set_random_seed(1)
     model = Seq2SeqTransformer(tiny_config())

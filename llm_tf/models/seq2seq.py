@@ -86,8 +86,9 @@ class Seq2SeqConfig:
         final_norm: LayerNorm after the last encoder and decoder block (default: ``norm_first``, since a
             pre-norm stack leaves its output unnormalized).
         pad_id: padding id (0 in every llm_tf tokenizer).
-        start_id: id the decoder starts from (a tokenizer's ``bos_id``).
-        end_id: id that ends a generated target (a tokenizer's ``eos_id``).
+        start_id: id the decoder starts from (a tokenizer's ``bos_id``; 2 is ``[CLS]``/``<s>`` in the
+            llm_tf tokenizers' default special-token order ``pad, unk, cls, sep, mask``).
+        end_id: id that ends a generated target (a tokenizer's ``eos_id``; 3 is ``[SEP]``/``</s>``).
 
     Example:
 
@@ -253,7 +254,19 @@ def length_penalty_factor(length, alpha):
     """GNMT length penalty ``lp(len) = ((5 + len) / 6) ** alpha`` (Wu et al., 2016).
 
     A hypothesis' score is ``log P(y | x) / lp(len(y))``: ``alpha = 0`` ranks by plain log-probability,
-    larger ``alpha`` favours longer outputs. ``len`` counts generated tokens including the end token.
+    larger ``alpha`` favours longer outputs.
+
+    Args:
+        length: int tensor of hypothesis lengths, counting generated tokens including the end token.
+        alpha: the exponent (``length_penalty`` of :meth:`Seq2SeqTransformer.generate`), ≥ 0.
+
+    Returns:
+        float32 tensor of ``length``'s shape.
+
+    Example:
+
+    >>> float(length_penalty_factor(7, 1.0))
+    2.0
     """
     return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, alpha)
 
@@ -279,7 +292,8 @@ class Seq2SeqTransformer(keras.Model):
     Sublayers (attribute names, for weight mapping):
 
     - ``encoder_embedding``, ``decoder_embedding``: :class:`~llm_tf.layers.TokenAndPositionEmbedding`
-      (the same layer object when the vocabulary is shared and ``tie_embeddings`` is set);
+      (the same layer object when the vocabulary is shared and ``tie_embeddings`` is set; then
+      ``position="learned"`` shares the position table between encoder and decoder too);
     - ``embedding_dropout``: dropout on both embedded sequences;
     - ``encoder_blocks``: list of :class:`~llm_tf.layers.TransformerEncoderBlock`;
     - ``decoder_blocks``: list of :class:`~llm_tf.layers.TransformerDecoderBlock` (``cross_attention=True``);
@@ -300,13 +314,18 @@ class Seq2SeqTransformer(keras.Model):
     Returns:
         float32 logits ``(batch, target, target_vocabulary)``.
 
+    Training data: ``decoder_token_ids = [start_id] + target`` and labels ``target + [end_id]``, both
+    right-padded with ``pad_id``, sample weight 0 at padding, with
+    ``SparseCategoricalCrossentropy(from_logits=True)``. :meth:`encode` and :meth:`decode` run the two
+    halves separately; :meth:`generate` decodes new targets (greedy or beam search).
+
     Example:
 
     >>> config = Seq2SeqConfig.from_preset("tiny", vocabulary_size=100, dropout=0.0)
     >>> model = Seq2SeqTransformer(config)
     >>> source = np.array([[5, 6, 7, 3, 0]])
     >>> logits = model({"encoder_token_ids": source, "decoder_token_ids": np.array([[2, 9, 8]])})
-    >>> logits.shape
+    >>> tuple(logits.shape)
     (1, 3, 100)
     >>> model.generate(source, max_length=4).shape
     (1, 4)
@@ -334,12 +353,15 @@ class Seq2SeqTransformer(keras.Model):
                 name=name,
             )
 
-        self.encoder_embedding = embedding(
-            config.vocabulary_size, config.max_sequence_length, "encoder_embedding"
-        )
         if config.shares_vocabulary and config.tie_embeddings:
+            # One layer for both sides (with learned positions, the position table is shared too).
+            longest = max(config.max_sequence_length, config.effective_max_target_length)
+            self.encoder_embedding = embedding(config.vocabulary_size, longest, "encoder_embedding")
             self.decoder_embedding = self.encoder_embedding
         else:
+            self.encoder_embedding = embedding(
+                config.vocabulary_size, config.max_sequence_length, "encoder_embedding"
+            )
             self.decoder_embedding = embedding(
                 config.effective_target_vocabulary_size,
                 config.effective_max_target_length,

@@ -187,7 +187,8 @@ def train(
         ):
             if value is not None and value % steps_per_execution:
                 raise ValueError(
-                    f"{name}={value} must be a multiple of the model's steps_per_execution={steps_per_execution}"
+                    f"{name}={value} must be a multiple of the model's "
+                    f"steps_per_execution={steps_per_execution}"
                 )
     prepare_model_for_strategy(model, strategy)
     build_for_training(model, first_epoch_data)

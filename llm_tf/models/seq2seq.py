@@ -619,14 +619,14 @@ class Seq2SeqTransformer(keras.Model):
         """Generates target token ids for a batch of sources, greedily or with beam search.
 
         Decoding starts from ``config.start_id`` and stops at ``config.end_id`` or after ``max_length``
-        tokens. Each step runs only the newest token through the decoder: the self-attention keys and
+        tokens; ``pad_id`` is never generated, so in the output it only follows the end token. Each step runs only the newest token through the decoder: the self-attention keys and
         values of earlier tokens sit in per-layer caches, and the cross-attention keys and values are
         projected once from the encoder output. The whole loop is compiled (XLA on TensorFlow) once per
         batch size, ``max_length``, ``num_beams`` and source length rounded up to a multiple of 16 (the
         source is padded, masked, to that length); later calls with those shapes reuse it, so keep the
         batch size fixed when generating over a dataset.
 
-        Beam search keeps ``num_beams`` hypotheses per source, ranked by the GNMT score
+        Beam search keeps ``num_beams`` hypotheses per source, ranked at every step by the GNMT score
         ``log P(y | x) / lp(len(y))`` with ``lp(len) = ((5 + len) / 6) ** length_penalty`` (``len``
         counts generated tokens including the end token; ``length_penalty=0`` ranks by plain
         log-probability, larger values favour longer outputs). A finished hypothesis stays in the beam

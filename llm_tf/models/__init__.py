@@ -1,36 +1,41 @@
 """Models built from ``llm_tf.layers``: one readable file per model family.
 
-Names are imported lazily, so ``import llm_tf.models`` stays cheap and each family loads on first use.
+Importing this package registers every model class with Keras, so ``keras.saving.load_model`` can rebuild a
+saved ``.keras`` model after a plain ``import llm_tf.models``.
 """
 
-import importlib
+from llm_tf.models.gpt import GPT, GPT_PRESETS, GPTConfig
+from llm_tf.models.seq2seq import SEQ2SEQ_PRESETS, Seq2SeqConfig, Seq2SeqTransformer
+from llm_tf.models.transformer_encoder import (
+    ENCODER_PRESETS,
+    MaskedLM,
+    TextClassifier,
+    TransformerEncoder,
+    TransformerEncoderConfig,
+)
 
-_EXPORTS = {
-    # BERT-style encoder family: llm_tf/models/transformer_encoder.py
-    "TransformerEncoderConfig": "transformer_encoder",
-    "TransformerEncoder": "transformer_encoder",
-    "TextClassifier": "transformer_encoder",
-    "MaskedLM": "transformer_encoder",
-    "ENCODER_PRESETS": "transformer_encoder",
-    # GPT-style decoder: llm_tf/models/gpt.py
-    "GPTConfig": "gpt",
-    "GPT": "gpt",
-    "GPT_PRESETS": "gpt",
-    # Encoder–decoder: llm_tf/models/seq2seq.py
-    "Seq2SeqConfig": "seq2seq",
-    "Seq2SeqTransformer": "seq2seq",
-    "SEQ2SEQ_PRESETS": "seq2seq",
-    # Sizes and budgets: llm_tf/models/sizing.py
-    "count_parameters": "sizing",
-    "training_flops_per_token": "sizing",
-    "describe_config": "sizing",
-}
-
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ENCODER_PRESETS",
+    "GPT",
+    "GPTConfig",
+    "GPT_PRESETS",
+    "MaskedLM",
+    "SEQ2SEQ_PRESETS",
+    "Seq2SeqConfig",
+    "Seq2SeqTransformer",
+    "TextClassifier",
+    "TransformerEncoder",
+    "TransformerEncoderConfig",
+    "count_parameters",
+    "describe_config",
+    "training_flops_per_token",
+]
 
 
 def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'llm_tf.models' has no attribute {name!r}")
-    module = importlib.import_module(f"llm_tf.models.{_EXPORTS[name]}")
-    return getattr(module, name)
+    # The sizing helpers build models to count parameters; load them on first use.
+    if name in ("count_parameters", "describe_config", "training_flops_per_token"):
+        from llm_tf.models import sizing
+
+        return getattr(sizing, name)
+    raise AttributeError(f"module 'llm_tf.models' has no attribute {name!r}")

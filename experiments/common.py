@@ -1,0 +1,310 @@
+"""Command-line helpers shared by the experiment scripts: the common flags, configs, seeds and tables.
+
+Every experiment is a thin script: it builds an ``argparse`` parser with :func:`add_common_arguments`, turns
+the parsed flags into a config dataclass (a preset plus the flags the user set, see :func:`apply_overrides`),
+prints and saves that config, then calls the library. The helpers here only deal with the command line and
+the printed output; they hold no model or data logic.
+
+Example:
+    >>> import argparse, dataclasses
+    >>> @dataclasses.dataclass
+    ... class Config:
+    ...     epochs: int = 8
+    ...     learning_rate: float = 1e-3
+    >>> parser = add_common_arguments(argparse.ArgumentParser(), presets=["full", "smoke"])  # doctest: +SKIP
+    >>> apply_overrides(Config(), {"epochs": 2, "learning_rate": None})
+    Config(epochs=2, learning_rate=0.001)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# A script started as `python experiments/<name>.py` has experiments/ (not the repository root) on sys.path;
+# the repository root makes `import llm_tf` work without installing the package.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+
+def add_common_arguments(
+    parser: argparse.ArgumentParser, presets: Sequence[str], default_preset: str | None = None
+) -> argparse.ArgumentParser:
+    """Add the flags every experiment has: ``--preset``, ``--data-dir``, ``--output-dir`` and the training flags.
+
+    The training flags come from :func:`llm_tf.training.add_training_arguments` (``--strategy``,
+    ``--precision``, ``--seed``, ``--resume``, ``--num-cpu-devices``, ``--log-every-n-steps``,
+    ``--backup-every-n-steps`` and ``--runs-root``); ``--output-dir`` is another name for ``--runs-root``
+    (both set ``args.runs_root``, default ``runs``).
+
+    Args:
+        parser: the experiment's parser.
+        presets: the preset names the experiment knows, e.g. ``["full", "smoke"]``.
+        default_preset: the preset used without ``--preset`` (default: the first of ``presets``).
+
+    Returns:
+        The same parser.
+
+    Example:
+        >>> parser = add_common_arguments(argparse.ArgumentParser(), ["full", "smoke"])  # doctest: +SKIP
+        >>> parser.parse_args(["--preset", "smoke", "--output-dir", "/tmp/runs"]).runs_root  # doctest: +SKIP
+        '/tmp/runs'
+    """
+    from llm_tf.training import add_training_arguments
+
+    presets = list(presets)
+    if not presets:
+        raise ValueError("`presets` must name at least one preset; got an empty sequence.")
+    if default_preset is None:
+        default_preset = presets[0]
+    if default_preset not in presets:
+        raise ValueError(f"`default_preset` must be one of {presets}; got default_preset={default_preset!r}.")
+    group = parser.add_argument_group("experiment")
+    group.add_argument(
+        "--preset", default=default_preset, choices=presets,
+        help=f"size preset (default {default_preset}); flags given explicitly override its values",
+    )
+    group.add_argument(
+        "--data-dir", default=None,
+        help="root of the datasets (default: $LLM_TF_DATA_DIR, ../shared/data next to the repository, "
+        "or ~/.cache/llm_tf/datasets)",
+    )
+    add_training_arguments(parser)
+    group.add_argument(
+        "--output-dir", dest="runs_root", default=argparse.SUPPRESS,
+        help="root of the run directories, runs/<experiment>/<timestamp>/ (default runs; same as --runs-root)",
+    )
+    return parser
+
+
+def default_data_dir(data_dir: str | None) -> str | None:
+    """The data directory to use: the flag, else ``$LLM_TF_DATA_DIR``, else ``../shared/data`` when it exists.
+
+    Args:
+        data_dir: the ``--data-dir`` value (None when not given).
+
+    Returns:
+        A directory path, or None to let the loaders use their own default (``~/.cache/llm_tf/datasets``).
+
+    Example:
+        >>> default_data_dir("/data") == "/data"
+        True
+    """
+    if data_dir:
+        return data_dir
+    if os.environ.get("LLM_TF_DATA_DIR"):
+        return os.environ["LLM_TF_DATA_DIR"]
+    shared = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
+    return shared if os.path.isdir(shared) else None
+
+
+def apply_overrides(config: Any, overrides: Mapping[str, Any]) -> Any:
+    """A copy of the dataclass ``config`` with the fields in ``overrides`` replaced, skipping None values.
+
+    None means "flag not given", so a preset's value stays unless the user set the flag.
+
+    Args:
+        config: a dataclass instance (the preset).
+        overrides: field name -> value (None = keep the preset's value).
+
+    Returns:
+        A new instance of the same dataclass.
+
+    Raises:
+        ValueError: for a name that is not a field of ``config``.
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class Demo:
+        ...     epochs: int = 8
+        >>> apply_overrides(Demo(), {"epochs": 3})
+        Demo(epochs=3)
+    """
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise ValueError(f"`config` must be a dataclass instance; got {type(config).__name__}.")
+    fields = {field.name for field in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"unknown {type(config).__name__} field(s) {unknown}; valid fields are {sorted(fields)}.")
+    return dataclasses.replace(config, **{name: value for name, value in overrides.items() if value is not None})
+
+
+def config_from_dict(cls: type, values: Mapping[str, Any]) -> Any:
+    """Rebuild a config dataclass from a dict (e.g. a saved ``config.json``), rejecting unknown fields.
+
+    Args:
+        cls: the dataclass type.
+        values: field name -> value; fields left out take their defaults.
+
+    Returns:
+        An instance of ``cls``.
+
+    Raises:
+        ValueError: for unknown fields, or when ``values`` is not a mapping.
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class Demo:
+        ...     epochs: int = 8
+        >>> config_from_dict(Demo, json.loads(json.dumps(dataclasses.asdict(Demo(epochs=2)))))
+        Demo(epochs=2)
+    """
+    if not isinstance(values, Mapping):
+        raise ValueError(f"`values` must be a dict of {cls.__name__} fields; got {type(values).__name__}.")
+    fields = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; valid fields are {sorted(fields)}.")
+    return cls(**dict(values))
+
+
+def print_config(config: Any, title: str = "config") -> None:
+    """Print a config (dataclass or dict) as indented JSON under a title line.
+
+    Args:
+        config: a dataclass instance or a JSON-serializable dict.
+        title: the line printed first.
+
+    Returns:
+        None.
+
+    Example:
+        >>> print_config({"epochs": 2}, title="demo")
+        demo:
+        {
+          "epochs": 2
+        }
+    """
+    values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    print(f"{title}:\n{json.dumps(values, indent=2, sort_keys=True, default=str)}", flush=True)
+
+
+def resolve_seeds(seed: int | None, seeds: Sequence[int] | None, num_seeds: int | None, default: Sequence[int]) -> list[int]:
+    """The seeds to run, from ``--seed``, ``--seeds`` and ``--num-seeds`` (at most one of the last two).
+
+    ``--seeds a b c`` runs exactly those; ``--num-seeds N`` runs ``seed, seed+1, ..., seed+N-1`` (``seed``
+    defaults to 0); ``--seed S`` alone runs S only; nothing given runs ``default`` (the preset's seeds).
+
+    Args:
+        seed: the ``--seed`` value, None when not given.
+        seeds: the ``--seeds`` values, None when not given.
+        num_seeds: the ``--num-seeds`` value, None when not given.
+        default: the preset's seeds.
+
+    Returns:
+        A non-empty list of distinct non-negative seeds.
+
+    Raises:
+        ValueError: when both ``seeds`` and ``num_seeds`` are given, or a seed/count is invalid.
+
+    Example:
+        >>> resolve_seeds(None, None, 3, default=[0]), resolve_seeds(7, None, None, default=[0, 1, 2])
+        ([0, 1, 2], [7])
+    """
+    if seeds is not None and num_seeds is not None:
+        raise ValueError(f"give `--seeds` or `--num-seeds`, not both; got seeds={list(seeds)}, num_seeds={num_seeds}.")
+    if num_seeds is not None:
+        if isinstance(num_seeds, bool) or not isinstance(num_seeds, int) or num_seeds < 1:
+            raise ValueError(f"`--num-seeds` must be a positive integer; got num_seeds={num_seeds!r}.")
+        first = 0 if seed is None else seed
+        chosen = list(range(first, first + num_seeds))
+    elif seeds is not None:
+        chosen = list(seeds)
+    elif seed is not None:
+        chosen = [seed]
+    else:
+        chosen = list(default)
+    if not chosen:
+        raise ValueError("`--seeds` must list at least one seed; got none.")
+    for value in chosen:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"seeds must be non-negative integers; got seed={value!r}.")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"seeds must be distinct; got {chosen}.")
+    return chosen
+
+
+def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (``ddof=1``; 0.0 for a single value).
+
+    Args:
+        values: at least one number.
+
+    Returns:
+        ``(mean, std)``.
+
+    Example:
+        >>> mean_and_std([0.97, 0.98, 0.99])
+        (0.98, 0.01)
+    """
+    values = [float(value) for value in values]
+    if not values:
+        raise ValueError("`values` is empty; expected at least one number.")
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return round(mean, 12), 0.0
+    variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
+    return round(mean, 12), round(math.sqrt(variance), 12)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table: a header row, a rule, then one line per row; numbers right-aligned.
+
+    Args:
+        headers: the column titles.
+        rows: the cells, one sequence per row (each as long as ``headers``); floats are shown with 4 decimals.
+
+    Returns:
+        The table as one string (no trailing newline).
+
+    Raises:
+        ValueError: when a row's length differs from the header's.
+
+    Example:
+        >>> print(format_table(["model", "accuracy"], [["svm", 0.98], ["transformer", 0.975]]))
+        model        | accuracy
+        -------------+---------
+        svm          |   0.9800
+        transformer  |   0.9750
+    """
+    headers = [str(header) for header in headers]
+    cells = []
+    for index, row in enumerate(rows):
+        if len(row) != len(headers):
+            raise ValueError(f"row {index} has {len(row)} cells; expected {len(headers)} (one per header).")
+        cells.append([f"{value:.4f}" if isinstance(value, float) else str(value) for value in row])
+    numeric = [
+        bool(rows) and all(isinstance(row[column], int | float) and not isinstance(row[column], bool) for row in rows)
+        for column in range(len(headers))
+    ]
+    widths = [max([len(header)] + [len(row[column]) for row in cells]) for column, header in enumerate(headers)]
+    widths[0] += 1  # a little air after the row labels
+
+    def line(values):
+        return " | ".join(
+            value.rjust(width) if is_number else value.ljust(width)
+            for value, width, is_number in zip(values, widths, numeric)
+        ).rstrip()
+
+    rule = "-+-".join("-" * width for width in widths)
+    return "\n".join([line(headers), rule] + [line(row) for row in cells])
+
+
+__all__ = [
+    "REPO_ROOT",
+    "add_common_arguments",
+    "apply_overrides",
+    "config_from_dict",
+    "default_data_dir",
+    "format_table",
+    "mean_and_std",
+    "print_config",
+    "resolve_seeds",
+]

@@ -434,6 +434,21 @@ class GPT(keras.Model):
             logits = self.embedding.project_to_vocabulary(hidden)
         return ops.cast(logits, "float32")
 
+    def _last_logits(self, hidden):
+        """Logits of one position per row, ``(batch, d)`` → float32 ``(batch, V)``, for decoding.
+
+        With tied embeddings this is ``(W_embed · hᵀ)ᵀ``: the table is the left operand in its stored
+        row-major layout, so XLA reads it once as a matrix-vector product. (``h · W_embedᵀ`` makes XLA
+        on CPU materialise the ``(d, V)`` transpose at every step, which doubles the memory traffic of
+        the largest matrix.)
+        """
+        if self.final_norm is not None:
+            hidden = self.final_norm(hidden)
+        if self.lm_head is not None:
+            return ops.cast(self.lm_head(hidden), "float32")
+        table = ops.cast(self.embedding.token_embeddings, hidden.dtype)
+        return ops.cast(ops.transpose(ops.matmul(table, ops.transpose(hidden))), "float32")
+
     def _check_inputs(self, token_ids, padding_mask):
         length = token_ids.shape[1] if len(token_ids.shape) == 2 else None
         if len(token_ids.shape) != 2:
@@ -703,7 +718,7 @@ class GPT(keras.Model):
                 training=False,
             )
         # Only the last position's logits are needed: project one vector per row, not the whole prompt.
-        return self._logits(hidden[:, -1, :]), caches, key_mask, counts[:, -1]
+        return self._last_logits(hidden[:, -1, :]), caches, key_mask, counts[:, -1]
 
     def _decode_step(self, token, position, caches, key_mask, cache_index):
         """One new token per row at ``position`` (batch,), written into every cache at ``cache_index``."""
@@ -718,7 +733,7 @@ class GPT(keras.Model):
                 training=False,
             )
             new_caches.append(cache)
-        return self._logits(hidden[:, 0, :]), new_caches
+        return self._last_logits(hidden[:, 0, :]), new_caches
 
     def _generate_graph(self, token_ids, prompt_mask, seed, total_length, settings):
         """The traced body of :meth:`generate` (compiled by ``_compile``)."""
@@ -926,7 +941,7 @@ def _sample_from(probabilities, uniforms):
 
 def _select_tokens(logits, strategy, temperature, top_k, top_p, seed, step):
     """Next token per row from float32 ``logits`` ``(batch, V)`` for the non-beam strategies."""
-    if strategy == "greedy":
+    if strategy == "greedy" or (strategy == "top_k" and top_k == 1):
         return ops.cast(ops.argmax(logits, axis=-1), "int32")
     logits = logits / temperature
     uniforms = _row_uniforms(seed, step, ops.shape(logits)[0])

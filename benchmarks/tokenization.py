@@ -5,8 +5,8 @@ alternatives it did not, side by side in one run.
    tensorflow-text's `bert_vocab_from_dataset`.
 2. Encoding, same vocabulary: tensorflow-text's `FastBertTokenizer` inside `tf.data` (what
    `WordPieceTokenizer.tf_encode` runs) against the classic `BertTokenizer`, and HF's batched WordPiece.
-3. Byte-level BPE: the batched Hugging Face encode (what `BPETokenizer.encode` and the pipelines use)
-   against the same tokenizer called through `tf.py_function` inside `tf.data`.
+3. Byte-level BPE: the batched Hugging Face encode (what `BPETokenizer.encode` and the pipelines use, once
+   per dataset) against the same tokenizer called through `tf.py_function` inside `tf.data` (per epoch).
 
 Usage:
     python benchmarks/tokenization.py [--data-dir ../shared/data] [--vocabulary-size 8000] [--skip-slow-learner]
@@ -141,7 +141,7 @@ def main() -> None:
         ("WordPiece: tf-text BertTokenizer in tf.data (not used)", classic_bert_tf_data),
         ("WordPiece: HF tokenizers encode_batch (reference)", hf_wordpiece_batched),
         ("BPE: HF tokenizers batched encode (llm_tf BPETokenizer.encode, pipelines)", bpe_batched),
-        ("BPE: tf.py_function in tf.data (BPETokenizer.tf_encode, slow path)", bpe_py_function_tf_data),
+        ("BPE: tf.py_function in tf.data (BPETokenizer.tf_encode, redone every epoch)", bpe_py_function_tf_data),
     ]
     print(
         f"| encoding path (batch {batch}, best of {args.repeats}) | seconds | texts/s | tokens/s | tokens |"

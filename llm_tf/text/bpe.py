@@ -9,8 +9,9 @@
   id (0 when it has none: then id 0 is also a real token and only `padding_mask` tells padding apart).
 - `to_transformers()` wraps it as a `transformers.PreTrainedTokenizerFast`; files saved here add
   `<s> ... </s>` in their post-processor, so `transformers`' `add_special_tokens=True` matches ours.
-- Graph mode: `tf_encode` runs the Rust tokenizer through `tf.py_function` (Python in the loop, so slower in
-  `tf.data`); the fast path is the batched `encode`, and the pipelines pre-tokenize BPE datasets with it.
+- Graph mode: `tf_encode` runs the Rust tokenizer through `tf.py_function` (Python in the tf.data loop, not
+  serialisable into a SavedModel, and redone every epoch). The pipelines therefore pre-tokenize BPE datasets
+  once with the batched `encode` (Hugging Face `encode_batch`) and only slice ids inside `tf.data`.
 """
 
 from __future__ import annotations

@@ -276,7 +276,7 @@ class WordPieceTokenizer(Tokenizer):
             limit_alphabet: keep at most this many distinct characters (the most frequent); None keeps all
                 ("tokenizers" learner only).
             learner: "tokenizers" (Hugging Face WordPiece trainer, fast; the default) or "tensorflow_text"
-                (`bert_vocab_from_dataset`, ~40x slower on BBC News, kept for comparison).
+                (`bert_vocab_from_dataset`, 20-40x slower on BBC News, kept for comparison).
             progress: show a progress bar; None shows one for large corpora when stderr is a terminal.
 
         Returns:

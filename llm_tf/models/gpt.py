@@ -13,6 +13,7 @@ Everything a user touches is here: :class:`GPTConfig` (the sizes, a JSON round-t
 
 import dataclasses
 import json
+import math
 
 import keras
 import numpy as np
@@ -718,22 +719,113 @@ class GPT(keras.Model):
                 training=False,
             )
         # Only the last position's logits are needed: project one vector per row, not the whole prompt.
-        return self._last_logits(hidden[:, -1, :]), caches, key_mask, counts[:, -1]
-
-    def _decode_step(self, token, position, caches, key_mask, cache_index):
-        """One new token per row at ``position`` (batch,), written into every cache at ``cache_index``."""
-        hidden = self._embed_at(token[:, None], position[:, None])
-        new_caches = []
-        for block, cache in zip(self.blocks, caches):
-            hidden, cache = block(
-                hidden,
-                padding_mask=key_mask,
-                self_attention_cache=cache,
-                cache_index=cache_index,
-                training=False,
+        logits = self._last_logits(hidden[:, -1, :])
+        # Re-lay the caches once for the decoding steps: keys as (batch·heads, head_dim, length) and values
+        # as (batch·heads, length, head_dim), the operand layouts of the two attention matrix products, so
+        # a step updates each cache in place and multiplies it without any reshaping copy.
+        num_heads, head_dim = self._head_shape
+        flat = batch_size * num_heads
+        caches = [
+            (
+                ops.reshape(ops.transpose(cache[:, 0], (0, 2, 3, 1)), (flat, head_dim, total_length)),
+                ops.reshape(ops.transpose(cache[:, 1], (0, 2, 1, 3)), (flat, total_length, head_dim)),
             )
-            new_caches.append(cache)
-        return self._last_logits(hidden[:, 0, :]), new_caches
+            for cache in caches
+        ]
+        return logits, caches, key_mask, counts[:, -1]
+
+    def _decode_weights(self):
+        """Per block, the attention weights as 2-D matrices for :meth:`_block_step`.
+
+        The query, key and value kernels ``(d, heads, head_dim)`` are concatenated into one ``(d, 3·d)``
+        matrix, so each decoding step makes one matrix-vector product instead of three. This runs once
+        per ``generate`` call, before the decoding loop (a copy of the attention weights), not per token.
+        """
+        dtype = self.blocks[0].compute_dtype
+        d = self.config.hidden_dim
+        prepared = []
+        for block in self.blocks:
+            attention = block.self_attention
+            parts = (attention.query_dense, attention.key_dense, attention.value_dense)
+            kernel = ops.concatenate([ops.reshape(dense.kernel, (d, d)) for dense in parts], axis=1)
+            weights = {
+                "qkv_kernel": ops.cast(kernel, dtype),
+                "output_kernel": ops.cast(ops.reshape(attention.output_dense.kernel, (d, d)), dtype),
+            }
+            if self.config.use_bias:
+                bias = ops.concatenate([ops.reshape(dense.bias, (d,)) for dense in parts], axis=0)
+                weights["qkv_bias"] = ops.cast(bias, dtype)
+                weights["output_bias"] = ops.cast(attention.output_dense.bias, dtype)
+            prepared.append(weights)
+        return prepared
+
+    def _decode_step(self, token, position, caches, key_mask, cache_index, weights):
+        """One new token per row at ``position`` (batch,), its keys/values written at slot ``cache_index``.
+
+        Args:
+            token: int ``(batch,)``.
+            position: int ``(batch,)``, the position embedding index of each row's token.
+            caches: per block ``(keys (batch·heads, head_dim, length), values (batch·heads, length,
+                head_dim))`` as :meth:`_prefill` returns them.
+            key_mask: bool ``(batch, length)``, False at prompt padding.
+            cache_index: scalar slot of this step.
+            weights: :meth:`_decode_weights`.
+
+        Returns:
+            ``(logits (batch, V), caches)``.
+        """
+        hidden = self._embed_at(token, position)
+        length = ops.shape(key_mask)[1]
+        # Which slots this step may attend to: real tokens up to and including its own. Built once per
+        # step for all blocks, as an additive bias (batch·heads, 1, length).
+        visible = ops.logical_and(key_mask, (ops.arange(length, dtype="int32") <= cache_index)[None, :])
+        bias = ops.repeat(ops.where(visible, 0.0, -1e9), self.config.num_heads, axis=0)[:, None, :]
+        new_caches = []
+        for block, (keys, values), block_weights in zip(self.blocks, caches, weights):
+            hidden, keys, values = self._block_step(
+                block, hidden, keys, values, bias, cache_index, block_weights
+            )
+            new_caches.append((keys, values))
+        return self._last_logits(hidden), new_caches
+
+    def _block_step(self, block, hidden, keys, values, bias, cache_index, weights):
+        """One decoder block for one token per row, ``(batch, d)`` → ``(batch, d)``, with its cache.
+
+        The same computation as ``TransformerDecoderBlock`` with a cache (the tests check generation
+        against full recomputation through the blocks), written for the single-token case with plain
+        2-D matrix products. (Applied to one token, the per-head ``EinsumDense`` projections lead XLA on
+        CPU to fuse the preceding LayerNorm and the kernel reshape into a generic loop that reads the
+        kernel several times slower than a matrix-vector product does.)
+        """
+        dtype = block.compute_dtype
+        batch_size = ops.shape(hidden)[0]
+        num_heads, head_dim = self._head_shape
+        d = self.config.hidden_dim
+        x = block.self_attention_norm(hidden) if block.norm_first else hidden
+        qkv = ops.matmul(x, weights["qkv_kernel"])
+        if "qkv_bias" in weights:
+            qkv = qkv + weights["qkv_bias"]
+        flat = batch_size * num_heads
+        query = ops.reshape(qkv[:, :d], (flat, 1, head_dim))
+        key = ops.reshape(qkv[:, d : 2 * d], (flat, head_dim, 1))
+        value = ops.reshape(qkv[:, 2 * d :], (flat, 1, head_dim))
+        keys = ops.slice_update(keys, [0, 0, cache_index], key)
+        values = ops.slice_update(values, [0, cache_index, 0], value)
+        scores = ops.matmul(query, keys)  # (batch·heads, 1, length)
+        scores = ops.cast(scores, "float32") * (1.0 / math.sqrt(head_dim)) + bias
+        attention_weights = ops.cast(ops.softmax(scores, axis=-1), dtype)
+        attended = ops.reshape(ops.matmul(attention_weights, values), (batch_size, d))
+        attended = ops.matmul(attended, weights["output_kernel"])
+        if "output_bias" in weights:
+            attended = attended + weights["output_bias"]
+        hidden = hidden + attended
+        if not block.norm_first:
+            hidden = block.self_attention_norm(hidden)
+        x = block.feed_forward_norm(hidden) if block.norm_first else hidden
+        hidden = hidden + block.feed_forward(x, training=False)
+        if not block.norm_first:
+            hidden = block.feed_forward_norm(hidden)
+        return hidden, keys, values
 
     def _generate_graph(self, token_ids, prompt_mask, seed, total_length, settings):
         """The traced body of :meth:`generate` (compiled by ``_compile``)."""
@@ -755,6 +847,7 @@ class GPT(keras.Model):
             return ops.any(ops.equal(tokens[:, None], stop_ids[None, :]), axis=1)
 
         logits, caches, key_mask, lengths = self._prefill(token_ids, prompt_mask, total_length)
+        weights = self._decode_weights()
         token = select(logits, 0)
         output = ops.concatenate(
             [token_ids, ops.zeros((batch_size, total_length - prompt_length), dtype="int32")], axis=1
@@ -768,7 +861,7 @@ class GPT(keras.Model):
         def body(step, token, caches, output, finished):
             # `token` (generated at step - 1) sits at position lengths + step - 1 and cache slot prompt_length + step - 1.
             logits, caches = self._decode_step(
-                token, lengths + step - 1, caches, key_mask, prompt_length + step - 1
+                token, lengths + step - 1, caches, key_mask, prompt_length + step - 1, weights
             )
             new_token = ops.where(finished, ops.zeros_like(token), select(logits, step))
             output = ops.slice_update(output, [0, prompt_length + step], new_token[:, None])
@@ -790,10 +883,20 @@ class GPT(keras.Model):
             return ops.any(ops.equal(tokens[..., None], stop_ids), axis=-1)
 
         logits, caches, key_mask, lengths = self._prefill(token_ids, prompt_mask, total_length)
+        weights = self._decode_weights()
         # The first step picks the `num_beams` best distinct first tokens of each row.
         scores, tokens = ops.top_k(ops.log_softmax(logits, axis=-1), num_beams)
         tokens = ops.cast(tokens, "int32")
-        caches = [ops.repeat(cache, num_beams, axis=0) for cache in caches]
+        num_heads = self.config.num_heads
+
+        def reorder(cache, rows):
+            # Caches hold (rows·heads, ...): gather whole rows, keeping each row's heads together.
+            shape = ops.shape(cache)
+            per_row = ops.reshape(cache, (shape[0] // num_heads, num_heads) + tuple(shape[1:]))
+            return ops.reshape(ops.take(per_row, rows, axis=0), (-1,) + tuple(shape[1:]))
+
+        first_rows = ops.repeat(ops.arange(batch_size, dtype="int32"), num_beams)
+        caches = [(reorder(keys, first_rows), reorder(values, first_rows)) for keys, values in caches]
         key_mask = ops.repeat(key_mask, num_beams, axis=0)
         lengths = ops.repeat(lengths, num_beams, axis=0)
         sequences = ops.concatenate(
@@ -817,6 +920,7 @@ class GPT(keras.Model):
                 caches,
                 key_mask,
                 prompt_length + step - 1,
+                weights,
             )
             log_probs = ops.reshape(
                 ops.log_softmax(logits, axis=-1), (batch_size, num_beams, vocabulary_size)
@@ -833,7 +937,7 @@ class GPT(keras.Model):
             finished = ops.take_along_axis(finished, parent, axis=1)
             generated = ops.take_along_axis(generated, parent, axis=1)
             rows = ops.reshape(row_offsets + parent, (flat_size,))
-            caches = [ops.take(cache, rows, axis=0) for cache in caches]
+            caches = [(reorder(keys, rows), reorder(values, rows)) for keys, values in caches]
             generated = generated + ops.cast(ops.logical_not(finished), "float32")
             sequences = ops.slice_update(sequences, [0, 0, prompt_length + step], new_tokens[:, :, None])
             finished = ops.logical_or(finished, is_stop(new_tokens))

@@ -235,6 +235,7 @@ def main():
             speed = batch * args.new_tokens / seconds
             results[(runner.name, batch)] = speed
             rows.append((runner.name, batch, speed, seconds, agreement(tokens, reference)))
+            print(f"  measured {runner.name}, batch {batch}: {speed:.1f} tokens/s", flush=True)
 
     ours = LlmTfRunner.name
     header = ["implementation", "batch", "tokens/s", "s/call", "llm_tf ×", "same tokens as llm_tf"]

@@ -203,6 +203,22 @@ def test_cached_greedy_equals_uncached_recompute(model, prompts):
     np.testing.assert_array_equal(generated, uncached_greedy(model, prompts, NEW_TOKENS))
 
 
+def test_cached_decoding_matches_for_other_architectures(prompts):
+    """The cached decoding step handles every switch: post-norm, no biases, untied head, sinusoidal positions."""
+    keras.utils.set_random_seed(2)
+    variant = GPT(
+        tiny_config(
+            norm_first=False,
+            use_bias=False,
+            tie_embeddings=False,
+            final_norm=False,
+            position="sinusoidal",
+            activation="relu",
+        )
+    )
+    np.testing.assert_array_equal(variant.generate(prompts, 5), uncached_greedy(variant, prompts, 5))
+
+
 def test_generation_traces_once_per_shape(model, prompts):
     model.generate(prompts, max_new_tokens=NEW_TOKENS)
     count = model.generate_trace_count

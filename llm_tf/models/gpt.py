@@ -311,7 +311,7 @@ class GPT(keras.Model):
     Example:
 
     >>> model = GPT(GPTConfig.from_preset("tiny", vocabulary_size=100, max_sequence_length=32))
-    >>> model(np.array([[1, 2, 3]])).shape
+    >>> tuple(model(np.array([[1, 2, 3]])).shape)
     (1, 3, 100)
     >>> model.generate(np.array([[1, 2, 3]]), max_new_tokens=4).shape
     (1, 7)

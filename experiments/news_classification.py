@@ -70,7 +70,7 @@ from experiments.common import (  # noqa: E402
 EXPERIMENT = "news_classification"
 DATA_FORMATS = ("bbc", "folder", "csv")
 POOLINGS = ("mean", "first", "pooler")
-WINDOW_CHOICES = {"train_windows": ("random", "first"), "eval_windows": ("all", "first")}
+WINDOW_CHOICES = {"train_windows": ("first", "random"), "eval_windows": ("first", "all")}
 TRANSFORMER = "Transformer"
 BASELINE = "TF-IDF + LinearSVC"
 
@@ -101,6 +101,10 @@ class NewsClassificationConfig:
         learning_rate: peak learning rate of AdamW.
         warmup_fraction: fraction of all training steps spent in linear warmup (then cosine decay to 0).
         weight_decay: decoupled weight decay (biases, norms and embeddings excluded).
+        label_smoothing: label smoothing of the cross-entropy (0 = none).
+        token_mask_rate: augmentation: each epoch, replace this fraction of the training tokens by [MASK].
+        ema_momentum: keep an exponential moving average of the weights with this momentum and evaluate it
+            (None = no average).
         seeds: the training seeds (weights, dropout, batch order); one run each.
         train_windows: ``"random"`` (each epoch, a random T-token window of every article: augmentation) or
             ``"first"`` (the article's first T tokens every epoch: plain truncation).
@@ -144,9 +148,12 @@ class NewsClassificationConfig:
     learning_rate: float = 1e-3
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
+    label_smoothing: float = 0.0
+    token_mask_rate: float = 0.0
+    ema_momentum: float | None = None
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
-    train_windows: str = "random"
-    eval_windows: str = "all"
+    train_windows: str = "first"
+    eval_windows: str = "first"
     jit_compile: bool | str = "auto"
     deterministic: bool = False
     baseline: bool = True
@@ -202,8 +209,9 @@ class NewsClassificationConfig:
             raise ValueError(
                 f"`max_train_examples` must be a positive integer or None; got max_train_examples={self.max_train_examples!r}."
             )
-        rates = ("dropout", "classifier_dropout", "warmup_fraction")
-        for name in rates + (("attention_dropout",) if self.attention_dropout is not None else ()):
+        rates = ("dropout", "classifier_dropout", "warmup_fraction", "label_smoothing", "token_mask_rate")
+        optional = tuple(name for name in ("attention_dropout", "ema_momentum") if getattr(self, name) is not None)
+        for name in rates + optional:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be a number in [0, 1); got {name}={value!r}.")
@@ -310,6 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--learning-rate", type=float, default=None)
     model.add_argument("--warmup-fraction", type=float, default=None)
     model.add_argument("--weight-decay", type=float, default=None)
+    model.add_argument("--label-smoothing", type=float, default=None)
+    model.add_argument("--token-mask-rate", type=float, default=None,
+                       help="augmentation: replace this fraction of training tokens by [MASK] each epoch")
+    model.add_argument("--ema-momentum", type=float, default=None,
+                       help="evaluate an exponential moving average of the weights (e.g. 0.99)")
     model.add_argument("--train-windows", choices=WINDOW_CHOICES["train_windows"], default=None,
                        help="random: a random window of each article per epoch; first: its first tokens")
     model.add_argument("--eval-windows", choices=WINDOW_CHOICES["eval_windows"], default=None,
@@ -344,15 +357,12 @@ def config_from_args(args: argparse.Namespace) -> NewsClassificationConfig:
     seeds = None
     if args.seed is not None or args.seeds is not None or args.num_seeds is not None:
         seeds = resolve_seeds(args.seed, args.seeds, args.num_seeds, default=preset.seeds)
+    # Every config field that has a flag of the same name; None means the flag was not given.
+    special = {"seeds", "data_dir", "data_path", "jit_compile"}
     overrides = {
-        name: getattr(args, name)
-        for name in (
-            "data_format", "data_path", "text_column", "label_column", "split_seed", "max_train_examples",
-            "vocabulary_size", "max_sequence_length", "hidden_dim", "num_layers", "num_heads", "intermediate_dim",
-            "dropout", "classifier_dropout", "pooling", "batch_size", "epochs", "learning_rate", "warmup_fraction",
-            "weight_decay", "train_windows", "eval_windows", "deterministic", "baseline", "strategy", "num_cpu_devices",
-            "precision",
-        )
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(NewsClassificationConfig)
+        if field.name not in special and hasattr(args, field.name)
     }
     overrides["seeds"] = seeds
     if args.jit_compile is not None:
@@ -537,11 +547,14 @@ def encode_split(tokenizer, split) -> EncodedSplit:
     return EncodedSplit(ids, offsets, labels, tokenizer.cls_id, tokenizer.sep_id)
 
 
-def _examples(token_ids, labels):
+def _examples(token_ids, labels, num_classes: int | None = None):
+    """Un-batched ``({"token_ids", "padding_mask"}, label)`` examples; one-hot float labels given ``num_classes``."""
+    import numpy as np
     import tensorflow as tf
 
     inputs = {"token_ids": token_ids, "padding_mask": token_ids != 0}
-    return tf.data.Dataset.from_tensor_slices((inputs, labels.astype("int32")))
+    targets = labels.astype("int32") if num_classes is None else np.eye(num_classes, dtype="float32")[labels]
+    return tf.data.Dataset.from_tensor_slices((inputs, targets))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -601,6 +614,34 @@ def _seed_is_done(seed_dir) -> dict | None:
     with open(seed_dir.results_json, encoding="utf-8") as file:
         results = json.load(file)
     return results if "test" in results else None
+
+
+def mask_tokens(token_ids, rate: float, mask_id: int, special_ids, rng):
+    """A copy of ``token_ids`` with each ordinary token replaced by ``mask_id`` with probability ``rate``.
+
+    Special tokens and padding stay. Used on training windows as augmentation: the model cannot rely on any
+    single word, as in BERT's masking but without predicting the masked words.
+
+    Args:
+        token_ids: int ``(examples, sequence)``.
+        rate: replacement probability in [0, 1).
+        mask_id: the replacement id ([MASK]).
+        special_ids: ids never replaced (padding, [CLS], [SEP], ...).
+        rng: a NumPy ``Generator``.
+
+    Returns:
+        The masked ids, same shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> mask_tokens(np.array([[2, 7, 8, 3, 0]]), 0.99, 4, [0, 2, 3], np.random.default_rng(0)).tolist()
+        [[2, 4, 4, 3, 0]]
+    """
+    import numpy as np
+
+    ordinary = ~np.isin(token_ids, list(special_ids))
+    chosen = ordinary & (rng.random(token_ids.shape) < rate)
+    return np.where(chosen, mask_id, token_ids).astype(token_ids.dtype)
 
 
 def predict_probabilities(model, encoded: EncodedSplit, config: NewsClassificationConfig):
@@ -670,21 +711,26 @@ def train_one_seed(
     steps_per_epoch = len(train) // batch_size
     total_steps = steps_per_epoch * config.epochs
     first_windows = train.first_windows(config.max_sequence_length)
+    # Keras smooths only one-hot labels, so label smoothing switches the labels to one-hot.
+    one_hot_classes = splits.num_classes if config.label_smoothing else None
 
     def batches_for_epoch(epoch: int):
         # A pure function of (seed, epoch), so an interrupted run resumes with the very same batches.
+        rng = np.random.default_rng([seed, epoch])
         if config.train_windows == "random":
-            rng = np.random.default_rng([seed, epoch])
             token_ids = train.random_windows(config.max_sequence_length, rng)
         else:
             token_ids = first_windows
-        return training.seeded_epoch_batches(_examples(token_ids, train.labels), batch_size, seed=seed)(epoch)
+        if config.token_mask_rate:
+            token_ids = mask_tokens(token_ids, config.token_mask_rate, encoded["mask_id"], encoded["special_ids"], rng)
+        examples = _examples(token_ids, train.labels, one_hot_classes)
+        return training.seeded_epoch_batches(examples, batch_size, seed=seed)(epoch)
 
     validation = encoded["validation"]
     validation_batches = None
     if len(validation):
         validation_batches = _examples(
-            validation.first_windows(config.max_sequence_length), validation.labels
+            validation.first_windows(config.max_sequence_length), validation.labels, one_hot_classes
         ).batch(batch_size)
 
     encoder_config = TransformerEncoderConfig(
@@ -706,8 +752,15 @@ def train_one_seed(
         schedule = training.WarmupCosineDecay(
             config.learning_rate, warmup_steps=int(config.warmup_fraction * total_steps), total_steps=total_steps
         )
+        if config.label_smoothing:
+            loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
+            metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        else:
+            loss, metrics = "auto", "auto"  # sparse cross-entropy and accuracy on integer labels
         model.compile(
-            optimizer=training.build_optimizer(schedule, weight_decay=config.weight_decay),
+            optimizer=_optimizer(schedule, config),
+            loss=loss,
+            metrics=metrics,
             jit_compile=resolve_jit_compile(config.jit_compile),
         )
     result = training.train(
@@ -723,7 +776,10 @@ def train_one_seed(
         strategy=strategy,
         extra_results={"seed": seed},
     )
-    # The model after the last epoch is the one evaluated (with a cosine decay to 0 it is the settled one).
+    if config.ema_momentum is not None:
+        # fit swapped the averaged weights in after the last epoch's checkpoint; last.keras gets them too.
+        model.save(seed_dir.last_model)
+    # The model after the last epoch (its weight average with EMA) is the one evaluated.
     reports = {}
     for name in ("validation", "test"):
         split = encoded[name]
@@ -753,6 +809,18 @@ def train_one_seed(
     )
     training.write_json(seed_dir.results_json, seed_results)
     return seed_results
+
+
+def _optimizer(schedule, config: NewsClassificationConfig):
+    """AdamW (biases, norms and embeddings not decayed, global gradient-norm clip 1.0), optionally with a weight EMA."""
+    from llm_tf import training
+
+    if config.ema_momentum is None:
+        return training.build_optimizer(schedule, weight_decay=config.weight_decay)
+    return training.SelectiveAdamW(
+        learning_rate=schedule, weight_decay=config.weight_decay, global_clipnorm=1.0,
+        use_ema=True, ema_momentum=config.ema_momentum,
+    )
 
 
 def resolve_jit_compile(jit_compile: bool | str) -> bool:
@@ -947,6 +1015,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tokenizer.save(tokenizer_dir)
     encoded: dict[str, Any] = {name: encode_split(tokenizer, getattr(splits, name)) for name in ("train", "validation", "test")}
     encoded["vocabulary_size"] = tokenizer.vocabulary_size
+    encoded["mask_id"], encoded["special_ids"] = tokenizer.mask_id, tokenizer.special_ids
     train_lengths = encoded["train"].lengths
     body = config.max_sequence_length - 2
     tokenizer_info = {

@@ -61,6 +61,9 @@ def test_full_preset_is_the_recipe_and_flags_override_it():
         ({"seeds": [1, 1]}, "distinct"),
         ({"jit_compile": "yes"}, "jit_compile"),
         ({"max_train_examples": 0}, "max_train_examples"),
+        ({"label_smoothing": 1.0}, "label_smoothing"),
+        ({"ema_momentum": 1.0}, "ema_momentum"),
+        ({"token_mask_rate": -0.1}, "token_mask_rate"),
     ],
 )
 def test_bad_config_values_raise_value_error_naming_the_field(overrides, named):
@@ -134,6 +137,22 @@ def test_random_windows_stay_inside_each_article_and_follow_the_seed():
             body = windows[row, 1:7]
             assert windows[row, 0] == 2 and windows[row, 7] == 3
             assert np.all(np.diff(body) == 1) and base <= body[0] and body[-1] < base + length
+
+
+def test_mask_tokens_replaces_about_the_rate_and_never_special_tokens():
+    rng = np.random.default_rng(0)
+    token_ids = rng.integers(5, 100, size=(64, 32)).astype(np.int32)
+    token_ids[:, 0], token_ids[:, -3], token_ids[:, -2:] = 2, 3, 0  # [CLS] ... [SEP] [PAD] [PAD]
+    masked = experiment.mask_tokens(token_ids, 0.3, 4, [0, 1, 2, 3, 4], np.random.default_rng(1))
+    again = experiment.mask_tokens(token_ids, 0.3, 4, [0, 1, 2, 3, 4], np.random.default_rng(1))
+    np.testing.assert_array_equal(masked, again)
+    assert masked.dtype == token_ids.dtype
+    special = np.isin(token_ids, [0, 2, 3])
+    np.testing.assert_array_equal(masked[special], token_ids[special])
+    changed = masked != token_ids
+    assert np.all(masked[changed] == 4)
+    assert 0.25 < changed[~special].mean() < 0.35
+    np.testing.assert_array_equal(experiment.mask_tokens(token_ids, 0.0, 4, [0], rng), token_ids)
 
 
 # ------------------------------------------------------------------------------------------------------------

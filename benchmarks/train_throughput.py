@@ -188,29 +188,36 @@ def keras_dataset(stream, recipe: Recipe, with_padding_mask: bool, seed: int = 0
 # The implementations. Each runner has `warm_up()` and `run(steps) -> list of ms per step`.
 
 
-class _EpochTimer:
-    """Keras callback: wall time of each epoch (one epoch = one compiled call of `steps_per_execution` steps)."""
+def _execution_timer():
+    """A Keras callback timing each compiled call of ``fit`` (``steps_per_execution`` steps).
 
-    def __init__(self):
-        import keras
+    An execution's time is the interval from its ``on_train_batch_begin`` to the next one (the last: to the
+    epoch's end), so the loop's own per-call overhead counts too. The compiled call returns only once its
+    steps have run (TensorFlow executes eagerly and synchronously on the CPU).
+    """
+    import keras
 
-        class Timer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.seconds = []
+    class ExecutionTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+            self._begin = None
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self._begin = time.perf_counter()
+        def on_train_batch_begin(self, batch, logs=None):
+            now = time.perf_counter()
+            if self._begin is not None:
+                self.seconds.append(now - self._begin)
+            self._begin = now
 
-            def on_epoch_end(self, epoch, logs=None):
-                # `logs` are numbers here: the epoch's steps have finished.
-                self.seconds.append(time.perf_counter() - self._begin)
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._begin)
+            self._begin = None
 
-        self.callback = Timer()
+    return ExecutionTimer()
 
 
 class KerasFitRunner:
-    """Times ``model.fit`` of a compiled Keras model, one epoch per ``steps_per_execution`` steps.
+    """Times ``model.fit`` of a compiled Keras model: one epoch per round, each execution timed.
 
     Args:
         name: the row label.
@@ -232,23 +239,22 @@ class KerasFitRunner:
         self.num_parameters = num_parameters
         self.compile_seconds = None
 
+    def _fit(self, steps, callbacks=()):
+        self.model.fit(
+            self.dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=list(callbacks), shuffle=False
+        )
+
     def warm_up(self, executions: int = 2) -> None:
         begin = time.perf_counter()
-        self.model.fit(self.dataset, epochs=1, steps_per_epoch=self.steps_per_execution, verbose=0, shuffle=False)
+        self._fit(self.steps_per_execution)
         self.compile_seconds = time.perf_counter() - begin
         if executions > 1:
-            self.model.fit(
-                self.dataset, epochs=executions - 1, steps_per_epoch=self.steps_per_execution, verbose=0,
-                shuffle=False,
-            )
+            self._fit((executions - 1) * self.steps_per_execution)
 
     def run(self, steps: int) -> list[float]:
-        timer = _EpochTimer().callback
+        timer = _execution_timer()
         executions = max(1, steps // self.steps_per_execution)
-        self.model.fit(
-            self.dataset, epochs=executions, steps_per_epoch=self.steps_per_execution, verbose=0, callbacks=[timer],
-            shuffle=False,
-        )
+        self._fit(executions * self.steps_per_execution, [timer])
         return [1000 * seconds / self.steps_per_execution for seconds in timer.seconds]
 
 
@@ -462,6 +468,43 @@ def format_rows(rows: list[dict], peak: float, recipe: Recipe, num_parameters: i
     return "\n".join(lines)
 
 
+def parse_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Turn a ``--variants`` item such as ``"spe=250,mask"`` into :func:`build_llm_tf` keyword arguments.
+
+    Settings not named keep the command line's values (``--steps-per-execution``, ``--no-jit``, ...).
+
+    Args:
+        variant: comma-separated ``spe=N``, ``nojit``, ``mask``, ``bf16``.
+        args: the parsed command line.
+
+    Returns:
+        ``{"precision", "jit_compile", "steps_per_execution", "padding_mask"}``.
+
+    Example:
+        >>> parse_variant("spe=250,mask", build_parser().parse_args([]))["steps_per_execution"]
+        250
+    """
+    settings = {
+        "precision": "float32", "jit_compile": args.jit_compile,
+        "steps_per_execution": args.steps_per_execution, "padding_mask": args.padding_mask,
+    }
+    for item in filter(None, variant.split(",")):
+        if item == "nojit":
+            settings["jit_compile"] = False
+        elif item == "mask":
+            settings["padding_mask"] = True
+        elif item == "bf16":
+            settings["precision"] = "mixed_bfloat16"
+        elif item.startswith("spe=") and item[4:].isdigit() and int(item[4:]) > 0:
+            settings["steps_per_execution"] = int(item[4:])
+        else:
+            raise ValueError(
+                f"--variants items are comma-separated spe=N (N >= 1), nojit, mask, bf16; got {item!r} in "
+                f"variant={variant!r}."
+            )
+    return settings
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Training speed of llm_tf's GPT vs keras-hub and transformers on nanoGPT's char-level CPU recipe.",
@@ -477,6 +520,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="precision(s) of llm_tf's model (the peers always run float32)")
     parser.add_argument("--padding-mask", action="store_true",
                         help="feed llm_tf's GPT an all-True padding mask too (to measure what it costs)")
+    parser.add_argument(
+        "--variants", nargs="*", default=[],
+        help="more llm_tf rows measured in the same rounds, each a comma-separated list of spe=N, nojit, mask, "
+        "bf16 (e.g. 'spe=250' 'spe=1' 'nojit' 'spe=50,mask')",
+    )
     parser.add_argument("--peers", nargs="*", choices=PEERS, default=list(PEERS), help="peers to include")
     parser.add_argument("--intra-op-threads", type=int, default=None, help="TensorFlow intra-op threads")
     parser.add_argument("--inter-op-threads", type=int, default=None, help="TensorFlow inter-op threads")
@@ -525,6 +573,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runners.append(
             build_llm_tf(recipe, stream, precision, args.jit_compile, args.steps_per_execution, args.padding_mask)
         )
+    for variant in args.variants:
+        settings = parse_variant(variant, args)
+        runner = build_llm_tf(recipe, stream, **settings)
+        runner.name = f"llm_tf GPT [{variant}]"
+        runners.append(runner)
     if "keras_hub" in args.peers:
         runners.append(build_keras_hub(recipe, stream, args.jit_compile, args.steps_per_execution))
     if "transformers" in args.peers:
@@ -570,6 +623,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "settings": {
             "steps": args.steps, "rounds": args.rounds, "steps_per_execution": args.steps_per_execution,
             "jit_compile": args.jit_compile, "precisions": args.precision, "padding_mask": args.padding_mask,
+            "variants": args.variants,
             "intra_op_threads": args.intra_op_threads, "inter_op_threads": args.inter_op_threads,
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
         },

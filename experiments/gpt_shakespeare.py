@@ -7,7 +7,8 @@ The recipe (nanoGPT ``config/train_shakespeare_char.py`` with its README's CPU o
     learning rate 1e-3 with 100 linear warmup steps, cosine decay to 1e-4 at iteration 2000,
     train and validation loss every 250 iterations, each the mean over 20 batches.
 
-nanoGPT reaches a validation loss of about 1.89 at iteration 2000 with it; the target here is <= 1.85.
+nanoGPT reaches a validation loss of about 1.89 at iteration 2000 with it; the target here is <= 1.85
+(the same training budget, hyperparameters and sizes; see 3. for the model's two differences).
 
 Steps, all through the library:
 
@@ -19,14 +20,18 @@ Steps, all through the library:
    "epoch" ``e`` (one evaluation interval) come from a stateless generator seeded by ``(seed, e)``, so a
    resumed run sees the same batches. No padding mask is passed: windows are never padded, and the GPT then
    applies only its causal mask.
-3. Model (``llm_tf.models.GPT``): GPT-2 layout (pre-norm, tanh-GELU, learned positions, tied head). Unlike
-   nanoGPT's CPU recipe (``bias=False``) the projections and LayerNorms keep their biases (GPT-2's default;
-   about 6k more parameters, 0.81M in all).
+3. Model (``llm_tf.models.GPT``): GPT-2 layout (pre-norm, tanh-GELU, learned positions). Two deliberate
+   differences from nanoGPT's CPU recipe: the projections and LayerNorms keep their biases (GPT-2's default;
+   nanoGPT's CPU recipe has ``bias=False``; no measurable effect on the loss here), and the output head is
+   *not* tied to the token embedding (a separate ``(128, 65)`` head, 8,320 parameters: 0.82M in all). Over
+   seeds 0, 1, 2 the untied head lowered the validation loss at iteration 2000 from 1.869 to 1.834 (fixed
+   windows; 1.882 to 1.849 on the whole split); ``--tie-embeddings`` gives nanoGPT's tied head.
 4. Training (``llm_tf.training.train``): ``model.fit`` with ``jit_compile=True`` and ``steps_per_execution``
    steps per call, one Keras epoch = one evaluation interval (250 iterations), ``WarmupCosineDecay`` and
    ``build_optimizer`` (``SelectiveAdamW``). Weight decay: like nanoGPT, every weight matrix is decayed,
-   the tied token embedding and the position table included; biases and LayerNorm weights are not
-   (``--no-decay-embeddings`` leaves the embeddings out too, the library's default).
+   the token embedding, the position table and the output head included; biases and LayerNorm weights are
+   not (``--no-decay-embeddings`` leaves the embeddings out too, the library's default; no measurable effect
+   on the loss here).
 5. Evaluation: at iteration 0 and after every interval, the mean loss over ``eval_iters`` batches of fixed,
    seeded random windows from each split (nanoGPT draws new random batches each time; fixed windows make
    the curve comparable between evaluations). The Keras ``val_loss`` of ``metrics.csv`` is computed on
@@ -96,6 +101,9 @@ class ShakespeareConfig:
         hidden_dim, num_layers, num_heads, intermediate_dim: model sizes.
         dropout: dropout rate (0 in the recipe).
         use_bias: biases in the attention and feed-forward projections (nanoGPT's CPU recipe has none).
+        tie_embeddings: the output head reuses the token embedding, as nanoGPT and GPT-2 do. The default
+            (False) gives the model a separate bias-free ``(128, 65)`` head: 8,320 more parameters, the same
+            FLOPs, and about 0.035 lower validation loss at iteration 2000 (three seeds, paired).
         scale_residual_init: initialise the two projections that write into the residual stream (attention
             output, feed-forward output) with standard deviation ``0.02 / sqrt(2 * num_layers)`` instead of
             0.02, as GPT-2 and nanoGPT do.
@@ -140,6 +148,7 @@ class ShakespeareConfig:
     intermediate_dim: int = 512
     dropout: float = 0.0
     use_bias: bool = True
+    tie_embeddings: bool = False
     scale_residual_init: bool = False
     max_iters: int = 2000
     eval_interval: int = 250
@@ -331,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--dropout", type=float, default=None, help="dropout rate (0)")
     model.add_argument("--no-bias", dest="use_bias", action="store_false", default=None,
                        help="bias-free projections, as in nanoGPT's CPU recipe")
+    model.add_argument("--tie-embeddings", action=argparse.BooleanOptionalAction, default=None,
+                       help="tie the output head to the token embedding, as nanoGPT does (default: untied)")
     model.add_argument("--scale-residual-init", action=argparse.BooleanOptionalAction, default=None,
                        help="GPT-2/nanoGPT's 0.02/sqrt(2L) init of the residual output projections")
     optim = parser.add_argument_group("optimization (default: the preset's value)")
@@ -583,7 +594,7 @@ def build_model(
     Example:
         >>> model = build_model(ShakespeareConfig(), 65)  # doctest: +SKIP
         >>> model.count_params()  # doctest: +SKIP
-        809856
+        818176
     """
     import keras
 
@@ -600,6 +611,7 @@ def build_model(
             intermediate_dim=config.intermediate_dim,
             dropout=config.dropout,
             use_bias=config.use_bias,
+            tie_embeddings=config.tie_embeddings,
         ),
         name="gpt",
     )
@@ -878,6 +890,17 @@ def _apply_threads(config: ShakespeareConfig) -> None:
             print(f"{EXPERIMENT}: {name}={value} not applied, TensorFlow is already initialised", flush=True)
 
 
+def _is_recipe(config: ShakespeareConfig) -> bool:
+    """Whether ``config`` trains the full recipe (any seed, precision, strategy or speed setting)."""
+    model_and_data = (
+        "train_fraction", "max_characters", "block_size", "batch_size", "hidden_dim", "num_layers", "num_heads",
+        "intermediate_dim", "dropout", "max_iters", "learning_rate", "min_learning_rate", "warmup_iters", "beta_1",
+        "beta_2", "weight_decay", "grad_clip", "eval_iters",
+    )
+    full = preset_config("full")
+    return all(getattr(config, name) == getattr(full, name) for name in model_and_data)
+
+
 def _plot_eval_losses(rows: list[dict], path: str, title: str) -> str | None:
     try:
         from llm_tf.plots import plot_training_curves
@@ -991,13 +1014,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     table = format_table(["iteration", "train loss", "val loss", "running train loss", "elapsed s"], table_rows)
     val_loss = final.get("val_loss")
+    recipe_run = _is_recipe(config)
     summary = "\n".join(
         [
             table,
             "",
             f"validation loss at iteration {final.get('iteration')}: {val_loss:.4f} on the fixed windows, "
-            f"{full_val_loss:.4f} on the whole validation split (nanoGPT: {NANOGPT_VAL_LOSS}; target <= "
-            f"{TARGET_VAL_LOSS})" if val_loss is not None else "no evaluation",
+            f"{full_val_loss:.4f} on the whole validation split"
+            + (f" (nanoGPT: {NANOGPT_VAL_LOSS}; target <= {TARGET_VAL_LOSS})" if recipe_run else "")
+            if val_loss is not None else "no evaluation",
             f"parameters {num_parameters:,}; training {train_time:.1f} s; total wall time {total_time:.1f} s "
             f"(status {result.status})",
         ]
@@ -1025,7 +1050,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "sample_prompt": config.sample_prompt,
         "nanogpt_val_loss": NANOGPT_VAL_LOSS,
         "target_val_loss": TARGET_VAL_LOSS,
-        "meets_target": None if val_loss is None else bool(val_loss <= TARGET_VAL_LOSS),
+        # The target is defined for the recipe's model and length only.
+        "meets_target": bool(val_loss <= TARGET_VAL_LOSS) if recipe_run and val_loss is not None else None,
         "strategy": type(strategy).__name__,
         "num_replicas": strategy.num_replicas_in_sync,
         "jit_compile": jit_compile,

@@ -62,6 +62,7 @@ import io
 import json
 import math
 import os
+import statistics
 import sys
 import time
 from typing import Any
@@ -791,8 +792,8 @@ def _read_eval_rows(path: str) -> list[dict]:
 EVAL_COLUMNS = ("iteration", "train_loss", "val_loss", "running_train_loss", "learning_rate", "elapsed_s")
 
 
-def _eval_callback_class():
-    """The Keras callback class (defined lazily so that importing this module does not import Keras)."""
+def _callback_classes():
+    """The Keras callback classes (defined lazily so that importing this module does not import Keras)."""
     import keras
 
     from llm_tf.training import atomic_write_bytes, current_learning_rate
@@ -866,7 +867,32 @@ def _eval_callback_class():
             )
             logs["train_eval_loss"] = row["train_loss"]
 
-    return IntervalEvaluation
+    class ExecutionTimer(keras.callbacks.Callback):
+        """Wall time of each compiled training call (``steps_per_execution`` steps), for the ms/step figure.
+
+        The first call of a run includes the XLA compilation; :meth:`ms_per_step` leaves it out.
+        """
+
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+            self._begin = None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._begin = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            # The compiled call returns once its steps have run (eager TensorFlow is synchronous here).
+            self.seconds.append(time.perf_counter() - self._begin)
+
+        def ms_per_step(self, steps_per_execution: int) -> float | None:
+            """Median milliseconds per training step over the calls after the first."""
+            steady = self.seconds[1:]
+            if not steady:
+                return None
+            return round(1000 * statistics.median(steady) / steps_per_execution, 3)
+
+    return IntervalEvaluation, ExecutionTimer
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -974,9 +1000,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tf.data.Dataset.from_tensor_slices(({"token_ids": inputs}, labels)).batch(len(inputs)).cache()
         for inputs, labels in (train_windows, val_windows)
     )
-    evaluation = _eval_callback_class()(
+    interval_evaluation, execution_timer = _callback_classes()
+    evaluation = interval_evaluation(
         train_eval_batches, val_batches, config.eval_interval, run.file("eval_losses.csv"), write=chief
     )
+    timer = execution_timer()
     epochs = config.max_iters // config.eval_interval
     result = training.train(
         model,
@@ -985,7 +1013,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         epochs=epochs,
         run_dir=run,
         steps_per_epoch=config.eval_interval,
-        callbacks=[evaluation],
+        callbacks=[evaluation, timer],
         log_every_n_steps=args.log_every_n_steps,
         backup_every_n_steps=args.backup_every_n_steps,
         verbose=0,
@@ -1005,6 +1033,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             top_k=config.sample_top_k, seed=config.seed, jit_compile=jit_compile,
         )
         sample = tokenizer.decode(generated)
+    eval_png = None
+    if chief and rows:
+        eval_png = _plot_eval_losses(rows, run.file("eval_losses.png"), f"{EXPERIMENT}: {run.path}")
+    ms_per_step = timer.ms_per_step(steps_per_execution)
     total_time = time.time() - started
 
     table_rows = [
@@ -1023,8 +1055,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{full_val_loss:.4f} on the whole validation split"
             + (f" (nanoGPT: {NANOGPT_VAL_LOSS}; target <= {TARGET_VAL_LOSS})" if recipe_run else "")
             if val_loss is not None else "no evaluation",
-            f"parameters {num_parameters:,}; training {train_time:.1f} s; total wall time {total_time:.1f} s "
-            f"(status {result.status})",
+            f"parameters {num_parameters:,}; "
+            + (f"{ms_per_step:.1f} ms per training step after compilation; " if ms_per_step else "")
+            + f"training "
+            f"{train_time:.1f} s; total wall time {total_time:.1f} s (status {result.status})",
         ]
     )
     print(f"\n{EXPERIMENT} summary\n{summary}", flush=True)
@@ -1045,7 +1079,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tokens_per_step": config.tokens_per_step,
         "train_time_s": round(train_time, 3),
         "total_wall_time_s": round(total_time, 3),
-        "ms_per_step_including_eval": round(1000 * train_time / config.max_iters, 3),
+        "ms_per_step": ms_per_step,
+        "execution_seconds": [round(seconds, 4) for seconds in timer.seconds],
         "sample": sample,
         "sample_prompt": config.sample_prompt,
         "nanogpt_val_loss": NANOGPT_VAL_LOSS,
@@ -1061,8 +1096,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "summary_table": summary,
     }
     if chief:
-        if rows:
-            extra["eval_losses_png"] = _plot_eval_losses(rows, run.file("eval_losses.png"), f"{EXPERIMENT}: {run.path}")
+        extra["eval_losses_png"] = eval_png
         previous = {}
         if os.path.isfile(run.results_json):
             with open(run.results_json, encoding="utf-8") as file:

@@ -21,12 +21,16 @@ second, achieved GFLOP/s with ``6·N + 12·L·d·T`` FLOPs per token (``N`` = pa
 table; the same count for all three, as they do the same work) and its fraction of the fp32 matmul peak
 measured in the same run (a loop of 1024×1024 matmuls in TensorFlow). Ratios are printed at the end.
 
+``--variants`` adds more ``llm_tf`` rows to the same rounds (another ``steps_per_execution``, no XLA, an
+all-True padding mask, bfloat16), for comparing the speed levers side by side.
+
 This is a benchmark, not a test: it is never run by the test suite.
 
 Example:
     python benchmarks/train_throughput.py                                  # 3 rounds of 500 steps
     python benchmarks/train_throughput.py --quick                          # a short check
     python benchmarks/train_throughput.py --precision float32 mixed_bfloat16 --json /tmp/throughput.json
+    python benchmarks/train_throughput.py --peers --variants spe=1 spe=250 nojit spe=50,mask
 """
 
 from __future__ import annotations

@@ -226,6 +226,13 @@ def test_smoke_preset_trains_evaluates_samples_and_writes_the_run_directory(shar
     assert saved_results["meets_target"] is None  # the 1.85 target is for the full recipe only
     # Two compiled calls of 20 steps: the first (with compilation) is left out of the ms/step figure.
     assert len(saved_results["execution_seconds"]) == 2 and saved_results["ms_per_step"] > 0
+    # last.keras is the trained model: reloaded, it gives the final validation loss on the same windows.
+    import keras
+
+    reloaded = keras.saving.load_model(os.path.join(run_dir, "last.keras"))
+    _, _, val_ids = experiment.load_character_data(saved)
+    inputs, labels = experiment.fixed_eval_windows(val_ids, saved, 1)
+    assert experiment.LossEvaluator(reloaded, jit_compile=False)(inputs, labels) == pytest.approx(last, abs=1e-4)
     with open(os.path.join(run_dir, "sample.txt"), encoding="utf-8") as file:
         sample = file.read()
     assert len(sample) == 80 and sample == saved_results["sample"]

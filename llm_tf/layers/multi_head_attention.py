@@ -142,6 +142,49 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_dense.build((query_shape[0], query_shape[1], self.num_heads, self._value_dim))
         self.built = True
 
+    # The projections below compute exactly what the EinsumDense sublayers compute, from their own kernels and
+    # biases, but as plain 2-D GEMMs over the flattened tokens: ``(batch * length, features) @ (features,
+    # heads * dim)``. TensorFlow differentiates the einsum form ``abc,cde->abde`` into a batched matmul that
+    # makes one kernel gradient per example and then sums them; the 2-D form makes a single GEMM with the
+    # whole batch as its inner dimension (measured on the char-GPT recipe: 16 such per-example gradients per
+    # step, 6 ms of a 51 ms step on a 2-core CPU).
+
+    def _project(self, projection, inputs):
+        """``inputs (batch, length, features)`` through a ``(features, heads, dim)`` projection."""
+        kernel = projection.kernel
+        features, heads, dim = kernel.shape
+        flat = ops.matmul(ops.reshape(inputs, (-1, features)), ops.reshape(kernel, (features, heads * dim)))
+        if projection.bias is not None:
+            flat = ops.add(flat, ops.reshape(projection.bias, (heads * dim,)))
+        return ops.reshape(flat, (-1, ops.shape(inputs)[1], heads, dim))
+
+    def _project_query_key_value(self, inputs):
+        """Self-attention's three projections of the same ``inputs`` as one GEMM with concatenated kernels."""
+        projections = (self.query_dense, self.key_dense, self.value_dense)
+        features = inputs.shape[-1]
+        widths = [p.kernel.shape[1] * p.kernel.shape[2] for p in projections]
+        kernel = ops.concatenate([ops.reshape(p.kernel, (features, w)) for p, w in zip(projections, widths)], axis=1)
+        flat = ops.matmul(ops.reshape(inputs, (-1, features)), kernel)
+        if self.use_bias:
+            bias = ops.concatenate([ops.reshape(p.bias, (w,)) for p, w in zip(projections, widths)], axis=0)
+            flat = ops.add(flat, bias)
+        length = ops.shape(inputs)[1]
+        outputs = []
+        start = 0
+        for p, w in zip(projections, widths):
+            outputs.append(ops.reshape(flat[:, start : start + w], (-1, length, p.kernel.shape[1], p.kernel.shape[2])))
+            start += w
+        return tuple(outputs)
+
+    def _project_output(self, attended):
+        """``attended (batch, length, heads, value_dim)`` through ``W_O`` ``(heads, value_dim, output_dim)``."""
+        kernel = self.output_dense.kernel
+        heads, dim, output_dim = kernel.shape
+        flat = ops.matmul(ops.reshape(attended, (-1, heads * dim)), ops.reshape(kernel, (heads * dim, output_dim)))
+        if self.output_dense.bias is not None:
+            flat = ops.add(flat, self.output_dense.bias)
+        return ops.reshape(flat, (-1, ops.shape(attended)[1], output_dim))
+
     def compute_key_value_cache(self, key_value, key=None):
         """Project an encoder output once into a fixed ``(batch, 2, length, heads, key_dim)`` cache."""
         key = key_value if key is None else key
@@ -150,7 +193,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 f"a key/value cache needs value_dim == key_dim; got key_dim={self.key_dim}, "
                 f"value_dim={self._value_dim}."
             )
-        return ops.stack([self.key_dense(key), self.value_dense(key_value)], axis=1)
+        return ops.stack([self._project(self.key_dense, key), self._project(self.value_dense, key_value)], axis=1)
 
     def call(
         self,
@@ -171,15 +214,20 @@ class MultiHeadAttention(keras.layers.Layer):
             # With a cache the keys are cache slots, not `value`'s tokens: the mask must be explicit.
             padding_mask = getattr(value, "_keras_mask", None)
 
-        query_heads = self.query_dense(query)
         query_start_index = None
         causal = use_causal_mask
         if cache is not None and cache_index is None:
             # A precomputed cache (cross-attention): keys and values are fixed.
+            query_heads = self._project(self.query_dense, query)
             key_heads, value_heads = cache[:, 0], cache[:, 1]
         else:
-            key_heads = self.key_dense(key)
-            value_heads = self.value_dense(value)
+            if query is key and key is value and cache is None:
+                # Self-attention without a cache: one GEMM with the three kernels side by side.
+                query_heads, key_heads, value_heads = self._project_query_key_value(query)
+            else:
+                query_heads = self._project(self.query_dense, query)
+                key_heads = self._project(self.key_dense, key)
+                value_heads = self._project(self.value_dense, value)
             if cache is not None:
                 if self._value_dim != self.key_dim:
                     raise ValueError(
@@ -206,7 +254,7 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         if return_attention_scores:
             attended, scores = attended
-        output = self.output_dense(attended)
+        output = self._project_output(attended)
 
         outputs = (output,)
         if return_attention_scores:

@@ -30,7 +30,8 @@ def test_help_lists_the_data_model_and_common_flags(capsys):
 def test_full_preset_is_the_recipe_and_flags_override_it():
     full = experiment.PRESETS["full"]
     recipe = (full.num_layers, full.hidden_dim, full.pooling, full.max_sequence_length, full.epochs, full.seeds)
-    assert recipe == (2, 128, "mean", 256, 8, [0, 1, 2])
+    assert recipe == (2, 128, "mean", 512, 8, [0, 1, 2])
+    assert (full.train_windows, full.eval_windows) == ("head_tail", "head_tail")
     assert experiment.NewsClassificationConfig.from_json(full.to_json()) == full
 
     parser = experiment.build_parser()
@@ -122,6 +123,15 @@ def test_covering_windows_are_full_overlapping_and_reach_the_end():
     covered = set(article_1[:, 1:5].ravel().tolist())
     assert covered == set(range(200, 210))
     assert windows[articles == 2][:, 1:5].tolist() == [[300, 301, 302, 303], [304, 305, 306, 307]]
+
+
+def test_head_tail_windows_keep_the_start_and_end_of_long_articles():
+    encoded = _encoded([3, 10, 5])
+    windows = encoded.head_tail_windows(max_sequence_length=7)  # 5 article tokens: 2 head + 3 tail
+    assert windows[0].tolist() == [2, 100, 101, 102, 3, 0, 0]  # shorter than a window: whole, padded
+    assert windows[1].tolist() == [2, 200, 201, 207, 208, 209, 3]
+    assert windows[2].tolist() == [2, 300, 301, 302, 303, 304, 3]  # exactly one window: unchanged
+    np.testing.assert_array_equal(windows[[0, 2]], encoded.first_windows(7)[[0, 2]])
 
 
 def test_random_windows_stay_inside_each_article_and_follow_the_seed():

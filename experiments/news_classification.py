@@ -534,8 +534,8 @@ class EncodedSplit:
     def head_tail_windows(self, max_sequence_length: int):
         """Each article's first half-window of tokens followed by its last ones (Sun et al., 2019), ``(n, T)``.
 
-        Articles that fit in one window are kept whole; longer ones keep ``W // 2`` head tokens and
-        ``W - W // 2`` tail tokens, so the window is always full.
+        With ``B = T - 2`` article tokens per window, articles that fit are kept whole; longer ones keep
+        ``B // 2`` head tokens and ``B - B // 2`` tail tokens, so the window is always full.
         """
         import numpy as np
 
@@ -546,6 +546,12 @@ class EncodedSplit:
             end = self.offsets[article + 1]
             token_ids[article, 1 + head : 1 + body] = self.ids[end - (body - head) : end]
         return token_ids
+
+    def one_window_per_article(self, kind: str, max_sequence_length: int):
+        """The ``"first"`` or ``"head_tail"`` window of every article, ``(n, T)``."""
+        if kind == "head_tail":
+            return self.head_tail_windows(max_sequence_length)
+        return self.first_windows(max_sequence_length)
 
     def random_windows(self, max_sequence_length: int, rng):
         """One window per article at a uniformly random start (``rng``: a NumPy Generator), ``(n, T)``."""
@@ -695,12 +701,12 @@ def mask_tokens(token_ids, rate: float, mask_id: int, special_ids, rng):
 
 
 def predict_probabilities(model, encoded: EncodedSplit, config: NewsClassificationConfig):
-    """Class probabilities per article ``(n, num_classes)``: of the first window, or averaged over all windows.
+    """Class probabilities per article ``(n, num_classes)``: of one window, or averaged over all windows.
 
     Args:
         model: the trained classifier.
         encoded: the split.
-        config: ``eval_windows`` ("first" or "all"), ``max_sequence_length``, ``batch_size``.
+        config: ``eval_windows`` ("first", "head_tail" or "all"), ``max_sequence_length``, ``batch_size``.
 
     Returns:
         float64 probabilities, one row per article.
@@ -708,12 +714,11 @@ def predict_probabilities(model, encoded: EncodedSplit, config: NewsClassificati
     import keras
     import numpy as np
 
-    if config.eval_windows == "first":
-        token_ids, articles = encoded.first_windows(config.max_sequence_length), np.arange(len(encoded))
-    elif config.eval_windows == "head_tail":
-        token_ids, articles = encoded.head_tail_windows(config.max_sequence_length), np.arange(len(encoded))
-    else:
+    if config.eval_windows == "all":
         token_ids, articles = encoded.covering_windows(config.max_sequence_length)
+    else:
+        token_ids = encoded.one_window_per_article(config.eval_windows, config.max_sequence_length)
+        articles = np.arange(len(encoded))
     inputs = {"token_ids": token_ids, "padding_mask": token_ids != 0}
     logits = model.predict(inputs, batch_size=config.batch_size, verbose=0)
     probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits.astype("float32"), axis=-1))
@@ -762,21 +767,16 @@ def train_one_seed(
         )
     steps_per_epoch = len(train) // batch_size
     total_steps = steps_per_epoch * config.epochs
-    fixed_windows = (
-        train.head_tail_windows(config.max_sequence_length)
-        if config.train_windows == "head_tail"
-        else train.first_windows(config.max_sequence_length)
-    )
+    fixed_windows = None
+    if config.train_windows != "random":
+        fixed_windows = train.one_window_per_article(config.train_windows, config.max_sequence_length)
     # Keras smooths only one-hot labels, so label smoothing switches the labels to one-hot.
     one_hot_classes = splits.num_classes if config.label_smoothing else None
 
     def batches_for_epoch(epoch: int):
         # A pure function of (seed, epoch), so an interrupted run resumes with the very same batches.
         rng = np.random.default_rng([seed, epoch])
-        if config.train_windows == "random":
-            token_ids = train.random_windows(config.max_sequence_length, rng)
-        else:
-            token_ids = fixed_windows
+        token_ids = train.random_windows(config.max_sequence_length, rng) if fixed_windows is None else fixed_windows
         if config.token_mask_rate:
             token_ids = mask_tokens(token_ids, config.token_mask_rate, encoded["mask_id"], encoded["special_ids"], rng)
         examples = _examples(token_ids, train.labels, one_hot_classes)
@@ -785,11 +785,9 @@ def train_one_seed(
     validation = encoded["validation"]
     validation_batches = None
     if len(validation):
-        validation_windows = (
-            validation.head_tail_windows(config.max_sequence_length)
-            if config.eval_windows == "head_tail"
-            else validation.first_windows(config.max_sequence_length)
-        )
+        # The per-epoch validation reads one window per article ("all" is averaged only in the final report).
+        validation_kind = "first" if config.eval_windows == "all" else config.eval_windows
+        validation_windows = validation.one_window_per_article(validation_kind, config.max_sequence_length)
         validation_batches = _examples(validation_windows, validation.labels, one_hot_classes).batch(batch_size)
 
     encoder_config = TransformerEncoderConfig(

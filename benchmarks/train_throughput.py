@@ -262,6 +262,28 @@ class KerasFitRunner:
         return [1000 * seconds / self.steps_per_execution for seconds in timer.seconds]
 
 
+def compile_with_recipe(model, recipe: Recipe, jit_compile: bool, steps_per_execution: int, **compile_kwargs):
+    """Compile a Keras model with the recipe's optimizer (AdamW, warmup + cosine, clip; biases and norms not
+    decayed, as nanoGPT) and sparse cross-entropy on logits; the same for every Keras implementation."""
+    import keras
+
+    from llm_tf import training
+
+    schedule = training.WarmupCosineDecay(
+        recipe.learning_rate, recipe.warmup_steps, recipe.total_steps, recipe.min_learning_rate
+    )
+    model.compile(
+        optimizer=training.build_optimizer(
+            schedule, weight_decay=recipe.weight_decay, beta_1=recipe.beta_1, beta_2=recipe.beta_2,
+            global_clipnorm=recipe.grad_clip, exclude_from_weight_decay=("bias", "norm"),
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+        **compile_kwargs,
+    )
+
+
 def build_llm_tf(
     recipe: Recipe, dataset_stream, precision: str, jit_compile: bool, steps_per_execution: int,
     padding_mask: bool = False,
@@ -271,9 +293,6 @@ def build_llm_tf(
     With ``padding_mask`` the inputs also carry an all-True padding mask (the GPT then computes positions
     from it and merges it into the attention mask: the cost of passing a mask that is not needed).
     """
-    import keras
-
-    from llm_tf import training
     from llm_tf.models import GPT, GPTConfig
 
     model = GPT(
@@ -287,18 +306,7 @@ def build_llm_tf(
         ),
         dtype=precision,
     )
-    schedule = training.WarmupCosineDecay(
-        recipe.learning_rate, recipe.warmup_steps, recipe.total_steps, recipe.min_learning_rate
-    )
-    model.compile(
-        optimizer=training.build_optimizer(
-            schedule, weight_decay=recipe.weight_decay, beta_1=recipe.beta_1, beta_2=recipe.beta_2,
-            global_clipnorm=recipe.grad_clip, exclude_from_weight_decay=("bias", "norm"),
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=jit_compile,
-        steps_per_execution=steps_per_execution,
-    )
+    compile_with_recipe(model, recipe, jit_compile, steps_per_execution)
     num_parameters = model.count_params() - recipe.block_size * recipe.hidden_dim
     dataset = keras_dataset(dataset_stream, recipe, with_padding_mask=padding_mask)
     label = "llm_tf GPT" + ("" if precision == "float32" else f" ({precision})")
@@ -308,10 +316,8 @@ def build_llm_tf(
 
 def build_keras_hub(recipe: Recipe, dataset_stream, jit_compile: bool, steps_per_execution: int):
     """keras-hub ``GPT2Backbone`` + tied head (``GPT2CausalLM``, no preprocessor), same optimizer and options."""
-    import keras
     import keras_hub
 
-    from llm_tf import training
 
     backbone = keras_hub.models.GPT2Backbone(
         vocabulary_size=recipe.vocabulary_size,
@@ -324,19 +330,7 @@ def build_keras_hub(recipe: Recipe, dataset_stream, jit_compile: bool, steps_per
         dtype="float32",
     )
     model = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
-    schedule = training.WarmupCosineDecay(
-        recipe.learning_rate, recipe.warmup_steps, recipe.total_steps, recipe.min_learning_rate
-    )
-    model.compile(
-        optimizer=training.build_optimizer(
-            schedule, weight_decay=recipe.weight_decay, beta_1=recipe.beta_1, beta_2=recipe.beta_2,
-            global_clipnorm=recipe.grad_clip, exclude_from_weight_decay=("bias", "norm"),
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[],
-        jit_compile=jit_compile,
-        steps_per_execution=steps_per_execution,
-    )
+    compile_with_recipe(model, recipe, jit_compile, steps_per_execution, weighted_metrics=[])
     num_parameters = model.count_params() - recipe.block_size * recipe.hidden_dim
     dataset = keras_dataset(dataset_stream, recipe, with_padding_mask=True)
     return KerasFitRunner("keras-hub GPT2Backbone", model, dataset, steps_per_execution, num_parameters)

@@ -318,7 +318,6 @@ def build_keras_hub(recipe: Recipe, dataset_stream, jit_compile: bool, steps_per
     """keras-hub ``GPT2Backbone`` + tied head (``GPT2CausalLM``, no preprocessor), same optimizer and options."""
     import keras_hub
 
-
     backbone = keras_hub.models.GPT2Backbone(
         vocabulary_size=recipe.vocabulary_size,
         num_layers=recipe.num_layers,

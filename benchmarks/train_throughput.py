@@ -192,34 +192,6 @@ def keras_dataset(stream, recipe: Recipe, with_padding_mask: bool, seed: int = 0
 # The implementations. Each runner has `warm_up()` and `run(steps) -> list of ms per step`.
 
 
-def _execution_timer():
-    """A Keras callback timing each compiled call of ``fit`` (``steps_per_execution`` steps).
-
-    An execution's time is the interval from its ``on_train_batch_begin`` to the next one (the last: to the
-    epoch's end), so the loop's own per-call overhead counts too. The compiled call returns only once its
-    steps have run (TensorFlow executes eagerly and synchronously on the CPU).
-    """
-    import keras
-
-    class ExecutionTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-            self._begin = None
-
-        def on_train_batch_begin(self, batch, logs=None):
-            now = time.perf_counter()
-            if self._begin is not None:
-                self.seconds.append(now - self._begin)
-            self._begin = now
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._begin)
-            self._begin = None
-
-    return ExecutionTimer()
-
-
 class KerasFitRunner:
     """Times ``model.fit`` of a compiled Keras model: one epoch per round, each execution timed.
 
@@ -256,10 +228,13 @@ class KerasFitRunner:
             self._fit((executions - 1) * self.steps_per_execution)
 
     def run(self, steps: int) -> list[float]:
-        timer = _execution_timer()
+        from llm_tf.training.timing import ExecutionTimer
+
+        # From one call's start to the next: the fit loop's per-call overhead counts, as in the torch loop.
+        timer = ExecutionTimer(include_loop_overhead=True)
         executions = max(1, steps // self.steps_per_execution)
         self._fit(executions * self.steps_per_execution, [timer])
-        return [1000 * seconds / self.steps_per_execution for seconds in timer.seconds]
+        return timer.ms_per_step_samples(self.steps_per_execution)
 
 
 def compile_with_recipe(model, recipe: Recipe, jit_compile: bool, steps_per_execution: int, **compile_kwargs):

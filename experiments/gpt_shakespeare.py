@@ -71,7 +71,7 @@ if __package__ in (None, ""):
     # Started as `python experiments/gpt_shakespeare.py`: make `experiments` and `llm_tf` importable.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments.common import (  # noqa: E402
+from llm_tf.tasks.cli import (  # noqa: E402
     add_common_arguments,
     apply_overrides,
     config_from_dict,
@@ -964,7 +964,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from llm_tf import training
 
-    strategy = training.setup_training(args, deterministic=False)
+    strategy = training.setup_training(strategy=args.strategy, num_cpu_devices=args.num_cpu_devices,
+                                       precision=args.precision, seed=args.seed, deterministic=False)
     tokenizer, train_ids, val_ids = load_character_data(config)
     run = training.create_run_dir(EXPERIMENT, root=args.runs_root, config=config.to_dict(), resume=args.resume)
     chief = training.is_chief(strategy)

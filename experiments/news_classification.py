@@ -76,24 +76,19 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 import time
 from typing import Any
 
-if __package__ in (None, ""):
-    # Started as `python experiments/news_classification.py`: make `experiments` and `llm_tf` importable.
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiments.common import (  # noqa: E402
+from llm_tf.tasks.cli import (
     add_common_arguments,
     apply_overrides,
     config_from_dict,
     default_data_dir,
     format_table,
-    mean_and_std,
     print_config,
     resolve_seeds,
 )
+from llm_tf.tasks.runs import mean_and_std, open_run, seed_run_dir
 
 EXPERIMENT = "news_classification"
 DATA_FORMATS = ("bbc", "folder", "csv")
@@ -815,10 +810,14 @@ def train_one_seed(
         else:
             loss, metrics = "auto", "auto"  # sparse cross-entropy and accuracy on integer labels
         model.compile(
-            optimizer=_optimizer(schedule, config),
+            optimizer=training.build_optimizer(
+                # The preset was measured with Keras's epsilon (1e-7) when averaging weights.
+                schedule, weight_decay=config.weight_decay, ema_momentum=config.ema_momentum,
+                epsilon=1e-8 if config.ema_momentum is None else 1e-7,
+            ),
             loss=loss,
             metrics=metrics,
-            jit_compile=resolve_jit_compile(config.jit_compile),
+            jit_compile=training.resolve_jit_compile(config.jit_compile),
         )
     result = training.train(
         model,
@@ -866,74 +865,6 @@ def train_one_seed(
     )
     training.write_json(seed_dir.results_json, seed_results)
     return seed_results
-
-
-def _optimizer(schedule, config: NewsClassificationConfig):
-    """AdamW (biases, norms and embeddings not decayed, global gradient-norm clip 1.0), optionally with a weight EMA."""
-    from llm_tf import training
-
-    if config.ema_momentum is None:
-        return training.build_optimizer(schedule, weight_decay=config.weight_decay)
-    return training.SelectiveAdamW(
-        learning_rate=schedule, weight_decay=config.weight_decay, global_clipnorm=1.0,
-        use_ema=True, ema_momentum=config.ema_momentum,
-    )
-
-
-def resolve_jit_compile(jit_compile: bool | str) -> bool:
-    """``"auto"``: XLA on GPU/TPU only. On CPU, XLA-compiled steps of this model measured slower than TensorFlow's
-    own kernels (see the module docstring), so the default leaves XLA to accelerators."""
-    if jit_compile != "auto":
-        return bool(jit_compile)
-    import tensorflow as tf
-
-    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-
-
-# ------------------------------------------------------------------------------------------------------------
-# The run directory and resume.
-
-
-def open_run_dir(config: NewsClassificationConfig, args: argparse.Namespace):
-    """Create the run directory, or reuse an interrupted one (``--resume auto`` with the same config, or a path).
-
-    Args:
-        config: the run's config (written as ``config.json`` in a new run).
-        args: parsed flags (``runs_root``, ``resume``).
-
-    Returns:
-        ``(run_dir, config)``: with ``--resume PATH`` the config saved there replaces the given one.
-    """
-    from llm_tf import training
-
-    if args.resume not in ("auto", "never"):
-        run = training.create_run_dir(EXPERIMENT, root=args.runs_root, resume=args.resume)
-        saved = run.read_config()
-        if saved is None:
-            raise FileNotFoundError(f"--resume {args.resume!r} holds no config.json; expected a run directory.")
-        return run, config_from_dict(NewsClassificationConfig, saved)
-    if args.resume == "auto":
-        parent = os.path.join(args.runs_root, EXPERIMENT)
-        wanted = json.loads(config.to_json())
-        for name in sorted(os.listdir(parent), reverse=True) if os.path.isdir(parent) else []:
-            run = training.RunDirectory(os.path.join(parent, name), resumed=True)
-            # An interrupted run: its config matches and it never wrote the final results.json.
-            if os.path.isdir(run.path) and not run.is_finished() and run.read_config() == wanted:
-                return run, config
-    return training.create_run_dir(EXPERIMENT, root=args.runs_root, config=config.to_dict(), resume="never"), config
-
-
-def seed_run_dir(run, seed: int, config: NewsClassificationConfig):
-    """``<run>/seed_<seed>/`` as a `RunDirectory`, with its own config.json (the run's config + the seed)."""
-    from llm_tf import training
-
-    path = os.path.join(run.path, f"seed_{seed}")
-    existed = os.path.isdir(path)
-    os.makedirs(path, exist_ok=True)
-    seed_dir = training.RunDirectory(path, resumed=existed)
-    if not os.path.isfile(seed_dir.config_json):
-        training.write_json(seed_dir.config_json, {**config.to_dict(), "seed": seed})
-    return seed_dir
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -1038,15 +969,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from llm_tf import training
 
-    run, config = open_run_dir(config, args)
+    run, saved = open_run(EXPERIMENT, args.runs_root, config.to_dict(), resume=args.resume)
+    config = config_from_dict(NewsClassificationConfig, saved)
     # Strategy, seeds and precision, in the order TensorFlow needs, from the (possibly resumed) config. Op
     # determinism is opt-in: with it Keras silently runs without XLA, which costs more than it buys here.
     strategy = training.setup_training(
-        argparse.Namespace(
-            strategy=config.strategy, num_cpu_devices=config.num_cpu_devices, precision=config.precision,
-            seed=config.seeds[0],
-        ),
-        deterministic=config.deterministic,
+        strategy=config.strategy, num_cpu_devices=config.num_cpu_devices, precision=config.precision,
+        seed=config.seeds[0], deterministic=config.deterministic,
     )
     print_config(config, title=f"{EXPERIMENT} config")
     print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}", flush=True)
@@ -1092,7 +1021,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     seed_results = []
     for seed in config.seeds:
-        seed_dir = seed_run_dir(run, seed, config)
+        seed_dir = seed_run_dir(run, seed, config.to_dict())
         done = _seed_is_done(seed_dir)
         if done is not None:
             print(f"seed {seed}: already finished in {seed_dir.path}; reusing its results", flush=True)

@@ -1,5 +1,5 @@
 """experiments/news_classification.py: command line and config, article windows, and end-to-end smoke runs on
-BBC News (with resume) and on generated folder / CSV data; experiments/common.py's helpers."""
+BBC News (with resume) and on generated folder / CSV data."""
 
 import csv
 import json
@@ -9,7 +9,6 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from experiments import common
 from experiments import news_classification as experiment
 
 # ------------------------------------------------------------------------------------------------------------
@@ -80,22 +79,6 @@ def test_conflicting_flags_raise_value_error():
         experiment.config_from_args(
             parser.parse_args(["--data-format", "folder", "--data-path", "x", "--data-dir", "y"])
         )
-
-
-def test_common_helpers():
-    assert common.mean_and_std([0.97, 0.98, 0.99]) == pytest.approx((0.98, 0.01))
-    assert common.mean_and_std([0.5]) == (0.5, 0.0)
-    table = common.format_table(["model", "accuracy"], [["svm", 0.98], ["transformer", 0.5]])
-    lines = table.splitlines()
-    assert lines[0].startswith("model") and lines[2].endswith("0.9800") and lines[3].endswith("0.5000")
-    assert len({line.index("|") for line in (lines[0], lines[2], lines[3])}) == 1  # aligned columns
-    with pytest.raises(ValueError, match="row 0 has 1 cells"):
-        common.format_table(["a", "b"], [["x"]])
-    with pytest.raises(ValueError, match="unknown"):
-        common.apply_overrides(experiment.PRESETS["full"], {"no_such_field": 1})
-    with pytest.raises(ValueError, match="non-negative"):
-        common.resolve_seeds(None, [-1], None, default=[0])
-    assert common.default_data_dir("/given") == "/given"
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ Typical experiment::
 
     parser = training.add_training_arguments(argparse.ArgumentParser())
     args = parser.parse_args()
-    strategy = training.setup_training(args)          # --strategy, --seed (+ op determinism), --precision
+    strategy = training.setup_training(strategy=args.strategy, num_cpu_devices=args.num_cpu_devices,
+                                       precision=args.precision, seed=args.seed)  # + op determinism
     run = training.create_run_dir("news", root=args.runs_root, config=config, resume=args.resume)
     with strategy.scope():
         model = build_model(config)
@@ -60,6 +61,7 @@ from llm_tf.training.strategy import (
     is_chief,
     is_multi_worker,
     prepare_model_for_strategy,
+    resolve_jit_compile,
 )
 from llm_tf.training.train import (
     TrainingResult,
@@ -105,6 +107,7 @@ __all__ = [
     "machine_info",
     "prepare_model_for_strategy",
     "read_backup",
+    "resolve_jit_compile",
     "restore_training_state",
     "resumable_dataset",
     "seeded_epoch_batches",

@@ -133,8 +133,12 @@ def build_optimizer(
     clipnorm=None,
     exclude_from_weight_decay=DEFAULT_WEIGHT_DECAY_EXCLUSIONS,
     exclude_vectors=True,
+    ema_momentum=None,
 ) -> SelectiveAdamW:
     """AdamW with decoupled weight decay (biases, normalization weights, embeddings excluded) and clipping.
+
+    With ``ema_momentum`` the optimizer also keeps an exponential moving average of the weights, which
+    ``model.fit`` swaps into the model after the last epoch (Keras's ``use_ema``): evaluate that model.
 
     Args:
         learning_rate: a float or a ``LearningRateSchedule`` (e.g. :class:`WarmupCosineDecay`).
@@ -147,6 +151,7 @@ def build_optimizer(
             ``global_clipnorm``).
         exclude_from_weight_decay: regular expressions matched against variable paths to exclude.
         exclude_vectors: also exclude every variable of rank <= 1.
+        ema_momentum: momentum of a weight EMA in [0, 1) (e.g. 0.99), or None for no average.
 
     Returns:
         A :class:`SelectiveAdamW` optimizer.
@@ -183,6 +188,11 @@ def build_optimizer(
             "Set only one of global_clipnorm and clipnorm; got "
             f"global_clipnorm={global_clipnorm}, clipnorm={clipnorm}"
         )
+    if ema_momentum is not None and (
+        isinstance(ema_momentum, bool) or not isinstance(ema_momentum, (int, float)) or not 0 <= ema_momentum < 1
+    ):
+        raise ValueError(f"ema_momentum must be a number in [0, 1) or None; got ema_momentum={ema_momentum!r}")
+    ema = {} if ema_momentum is None else {"use_ema": True, "ema_momentum": float(ema_momentum)}
     return SelectiveAdamW(
         learning_rate=learning_rate,
         weight_decay=float(weight_decay),
@@ -193,4 +203,5 @@ def build_optimizer(
         clipnorm=None if clipnorm is None else float(clipnorm),
         exclude_from_weight_decay_patterns=exclude_from_weight_decay,
         exclude_vectors=exclude_vectors,
+        **ema,
     )

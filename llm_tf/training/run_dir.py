@@ -165,13 +165,18 @@ def _new_run_name(parent: str) -> str:
     return name
 
 
-def find_resumable_run(experiment: str, root: str = "runs", config=None) -> RunDirectory | None:
+def find_resumable_run(
+    experiment: str, root: str = "runs", config=None, require_backup: bool = True
+) -> RunDirectory | None:
     """The newest unfinished run of ``experiment`` that has a backup and (if given) the same config.
 
     Args:
         experiment: experiment name.
         root: the runs root.
         config: when given, only a run whose ``config.json`` equals it is returned.
+        require_backup: only a run with a training-state backup qualifies. False for a run directory that
+            holds several trainings in sub-directories (per seed or fold; see ``llm_tf.tasks.runs``): any
+            unfinished one (no ``results.json``) qualifies.
 
     Returns:
         The run directory (with ``resumed=True``), or None.
@@ -186,7 +191,9 @@ def find_resumable_run(experiment: str, root: str = "runs", config=None) -> RunD
     wanted = None if config is None else json.loads(json.dumps(_jsonable(config)))
     for name in sorted(os.listdir(parent), reverse=True):
         run = RunDirectory(os.path.join(parent, name), resumed=True)
-        if not os.path.isdir(run.path) or run.is_finished() or not os.path.exists(run.backup_file):
+        if not os.path.isdir(run.path) or run.is_finished():
+            continue
+        if require_backup and not os.path.exists(run.backup_file):
             continue
         if wanted is not None and run.read_config() != wanted:
             continue

@@ -274,7 +274,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     """Add the switches every experiment shares to an ``argparse`` parser.
 
     ``--strategy``, ``--num-cpu-devices``, ``--precision``, ``--seed``, ``--runs-root``, ``--resume``,
-    ``--log-every-n-steps``, ``--backup-every-n-steps``. Pass the parsed namespace to :func:`setup_training`.
+    ``--log-every-n-steps``, ``--backup-every-n-steps``. Pass the parsed values to :func:`setup_training`.
 
     Args:
         parser: the experiment's parser.
@@ -314,25 +314,39 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     return parser
 
 
-def setup_training(args: argparse.Namespace, deterministic: bool = True) -> tf.distribute.Strategy:
+def setup_training(
+    strategy: str = "auto",
+    num_cpu_devices: int | None = None,
+    precision: str = "float32",
+    seed: int = 0,
+    deterministic: bool = True,
+) -> tf.distribute.Strategy:
     """Apply the shared switches, in the order TensorFlow requires: strategy, seed/determinism, precision.
 
-    Call it at program start, before any other TensorFlow op.
+    Call it at program start, before any other TensorFlow op. A script passes its parsed flags as plain
+    values, e.g. ``setup_training(strategy=args.strategy, seed=args.seed, ...)``.
 
     Args:
-        args: a namespace parsed by a parser given to :func:`add_training_arguments`.
-        deterministic: also enable TensorFlow op determinism.
+        strategy: a name of :data:`STRATEGY_NAMES` (see :func:`get_strategy`).
+        num_cpu_devices: split the CPU into this many logical devices (None: leave it).
+        precision: one of :data:`PRECISIONS`.
+        seed: the global seed (Python, NumPy, TensorFlow).
+        deterministic: also enable TensorFlow op determinism (bit-exact reruns; Keras then runs without XLA).
 
     Returns:
         The strategy to build the model under.
 
     Example:
-        >>> strategy = setup_training(parser.parse_args())  # doctest: +SKIP
+        >>> strategy = setup_training(strategy="auto", precision="float32", seed=0)  # doctest: +SKIP
     """
-    strategy = get_strategy(args.strategy, num_cpu_devices=args.num_cpu_devices)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer; got seed={seed!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got precision={precision!r}")
+    distribution = get_strategy(strategy, num_cpu_devices=num_cpu_devices)
     if deterministic:
-        enable_determinism(args.seed)
+        enable_determinism(seed)
     else:
-        keras.utils.set_random_seed(args.seed)
-    set_precision(args.precision)
-    return strategy
+        keras.utils.set_random_seed(seed)
+    set_precision(precision)
+    return distribution

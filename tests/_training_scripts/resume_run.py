@@ -63,7 +63,9 @@ def main():
     parser.add_argument("--step-delay", type=float, default=0.0)
     args = parser.parse_args()
 
-    strategy = training.setup_training(args)
+    strategy = training.setup_training(
+        strategy=args.strategy, num_cpu_devices=args.num_cpu_devices, precision=args.precision, seed=args.seed
+    )
     config = {"seed": args.seed, "epochs": args.epochs, "batch": BATCH, "backup": args.backup_every_n_steps}
     run = training.create_run_dir("resume_test", root=args.runs_root, config=config, resume=args.resume)
     print(f"RUN_DIR {run.path} resumed={run.resumed}", flush=True)

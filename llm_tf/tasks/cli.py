@@ -1,17 +1,17 @@
-"""Command-line helpers shared by the experiment scripts: the common flags, configs, seeds and tables.
+"""The experiment command line: common flags, presets + overrides, seeds, printed configs and tables.
 
-Every experiment is a thin script: it builds an ``argparse`` parser with :func:`add_common_arguments`, turns
-the parsed flags into a config dataclass (a preset plus the flags the user set, see :func:`apply_overrides`),
-prints and saves that config, then calls the library. The helpers here only deal with the command line and
-the printed output; they hold no model or data logic.
+Every experiment in ``experiments/`` is a thin script: it builds an ``argparse`` parser with
+:func:`add_common_arguments`, turns the parsed flags into a config dataclass (a preset plus the flags the user
+set: :func:`flag_overrides` and :func:`apply_overrides`), prints and saves that config, then calls the library
+with plain values. This is the only module of the task layer that deals with ``argparse``; it holds no model or
+data logic.
 
 Example:
-    >>> import argparse, dataclasses
+    >>> import dataclasses
     >>> @dataclasses.dataclass
     ... class Config:
     ...     epochs: int = 8
     ...     learning_rate: float = 1e-3
-    >>> parser = add_common_arguments(argparse.ArgumentParser(), presets=["full", "smoke"])  # doctest: +SKIP
     >>> apply_overrides(Config(), {"epochs": 2, "learning_rate": None})
     Config(epochs=2, learning_rate=0.001)
 """
@@ -21,17 +21,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-# A script started as `python experiments/<name>.py` has experiments/ (not the repository root) on sys.path;
-# the repository root makes `import llm_tf` work without installing the package.
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+#: The repository root of a source checkout (``llm_tf/`` lives in it).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def add_common_arguments(
@@ -42,7 +37,7 @@ def add_common_arguments(
     The training flags come from :func:`llm_tf.training.add_training_arguments` (``--strategy``,
     ``--precision``, ``--seed``, ``--resume``, ``--num-cpu-devices``, ``--log-every-n-steps``,
     ``--backup-every-n-steps`` and ``--runs-root``); ``--output-dir`` is another name for ``--runs-root``
-    (both set ``args.runs_root``, default ``runs``).
+    (both set ``runs_root``, default ``runs``).
 
     Args:
         parser: the experiment's parser.
@@ -53,8 +48,8 @@ def add_common_arguments(
         The same parser.
 
     Example:
-        >>> parser = add_common_arguments(argparse.ArgumentParser(), ["full", "smoke"])  # doctest: +SKIP
-        >>> parser.parse_args(["--preset", "smoke", "--output-dir", "/tmp/runs"]).runs_root  # doctest: +SKIP
+        >>> parser = add_common_arguments(argparse.ArgumentParser(), ["full", "smoke"])
+        >>> parser.parse_args(["--preset", "smoke", "--output-dir", "/tmp/runs"]).runs_root
         '/tmp/runs'
     """
     from llm_tf.training import add_training_arguments
@@ -103,6 +98,34 @@ def default_data_dir(data_dir: str | None) -> str | None:
         return os.environ["LLM_TF_DATA_DIR"]
     shared = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
     return shared if os.path.isdir(shared) else None
+
+
+def flag_overrides(values: Mapping[str, Any], config_class: type, skip: Collection[str] = ()) -> dict[str, Any]:
+    """The parsed flags that name a field of ``config_class``: field -> value (None = flag not given).
+
+    Args:
+        values: the parsed flags as a dict (``vars(args)``).
+        config_class: the config dataclass.
+        skip: fields the script sets itself.
+
+    Returns:
+        A dict for :func:`apply_overrides`.
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class Demo:
+        ...     epochs: int = 8
+        ...     seed: int = 0
+        >>> flag_overrides({"epochs": 3, "seed": None, "verbose": True}, Demo)
+        {'epochs': 3, 'seed': None}
+    """
+    if not dataclasses.is_dataclass(config_class):
+        raise ValueError(f"`config_class` must be a dataclass type; got {config_class!r}.")
+    return {
+        field.name: values[field.name]
+        for field in dataclasses.fields(config_class)
+        if field.name in values and field.name not in skip
+    }
 
 
 def apply_overrides(config: Any, overrides: Mapping[str, Any]) -> Any:
@@ -231,29 +254,6 @@ def resolve_seeds(seed: int | None, seeds: Sequence[int] | None, num_seeds: int 
     return chosen
 
 
-def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
-    """The mean and the sample standard deviation (``ddof=1``; 0.0 for a single value).
-
-    Args:
-        values: at least one number.
-
-    Returns:
-        ``(mean, std)``.
-
-    Example:
-        >>> mean_and_std([0.97, 0.98, 0.99])
-        (0.98, 0.01)
-    """
-    values = [float(value) for value in values]
-    if not values:
-        raise ValueError("`values` is empty; expected at least one number.")
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return round(mean, 12), 0.0
-    variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
-    return round(mean, 12), round(math.sqrt(variance), 12)
-
-
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain-text table: a header row, a rule, then one line per row; numbers right-aligned.
 
@@ -303,8 +303,8 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "default_data_dir",
+    "flag_overrides",
     "format_table",
-    "mean_and_std",
     "print_config",
     "resolve_seeds",
 ]

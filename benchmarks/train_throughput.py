@@ -21,6 +21,9 @@ second, achieved GFLOP/s with ``6·N + 12·L·d·T`` FLOPs per token (``N`` = pa
 table; the same count for all three, as they do the same work) and its fraction of the fp32 matmul peak
 measured in the same run (a loop of 1024×1024 matmuls in TensorFlow). Ratios are printed at the end.
 
+Windows come from ``llm_tf.tasks.language_modeling.LMWindowSampler`` and calls are timed with
+``llm_tf.training.timing.ExecutionTimer`` (the library's sampler and timer; the experiment uses the same).
+
 ``--variants`` adds more ``llm_tf`` rows to the same rounds (another ``steps_per_execution``, no XLA, an
 all-True padding mask, bfloat16), for comparing the speed levers side by side.
 
@@ -160,32 +163,20 @@ def token_stream(length: int = 1_000_000, vocabulary_size: int = 65, seed: int =
     return np.random.default_rng(seed).integers(0, vocabulary_size, size=length, dtype=np.int32)
 
 
-def window_starts(stream_length: int, recipe: Recipe, count: int, seed: int):
-    """``count`` batches of random window starts, int32 ``(count, batch_size)``."""
-    import numpy as np
+def window_starts(stream, recipe: Recipe, count: int, seed: int):
+    """``count`` batches of random window starts ``(count, batch_size)`` from the library's LM-window sampler."""
+    from llm_tf.tasks.language_modeling import LMWindowSampler
 
-    generator = np.random.default_rng(seed)
-    return generator.integers(0, stream_length - recipe.block_size - 1, size=(count, recipe.batch_size)).astype(
-        np.int32
-    )
+    sampler = LMWindowSampler(stream, recipe.block_size)
+    return sampler, sampler.random_starts(count * recipe.batch_size, seed).reshape(count, recipe.batch_size)
 
 
 def keras_dataset(stream, recipe: Recipe, with_padding_mask: bool, seed: int = 0):
     """An endless ``tf.data`` pipeline of ``({"token_ids"[, "padding_mask"]}, labels)`` random windows."""
     import tensorflow as tf
 
-    tokens = tf.constant(stream)
-    offsets = tf.range(recipe.block_size + 1, dtype=tf.int32)
-    starts = window_starts(len(stream), recipe, 4096, seed)
-
-    def to_batch(batch_starts):
-        windows = tf.gather(tokens, batch_starts[:, None] + offsets)
-        inputs = {"token_ids": windows[:, :-1]}
-        if with_padding_mask:
-            inputs["padding_mask"] = tf.ones_like(windows[:, :-1])
-        return inputs, windows[:, 1:]
-
-    return tf.data.Dataset.from_tensor_slices(starts).repeat().map(to_batch).prefetch(tf.data.AUTOTUNE)
+    sampler, starts = window_starts(stream, recipe, 4096, seed)
+    return sampler.dataset_from_starts(tf.data.Dataset.from_tensor_slices(starts).repeat(), with_padding_mask)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -368,7 +359,7 @@ class TorchRunner:
         unique = {id(p): p for p in self.model.parameters()}
         self.num_parameters = sum(p.numel() for p in unique.values()) - recipe.block_size * recipe.hidden_dim
         self.stream = torch.from_numpy(stream.astype("int64"))
-        self.starts = torch.from_numpy(window_starts(len(stream), recipe, 4096, seed=0).astype("int64"))
+        self.starts = torch.from_numpy(window_starts(stream, recipe, 4096, seed=0)[1].astype("int64"))
         self.offsets = torch.arange(recipe.block_size + 1)
         self.position = 0
         self.compile_seconds = 0.0

@@ -247,10 +247,13 @@ def make_causal_lm_dataset(
     seed: int = 0,
     drop_remainder: bool = False,
     windows_per_epoch: int | None = None,
+    within_documents: bool = False,
+    separator_id: int | None = None,
 ) -> tf.data.Dataset:
-    """A 1-D token stream -> `(x, y)` windows of `block_size`, y = x shifted by one token.
+    """A 1-D token stream (or a list of documents) -> `(x, y)` windows of `block_size`, y = x shifted by one.
 
-    Two samplers:
+    The windows come from `llm_tf.tasks.language_modeling.LMWindowSampler` (the one LM-window sampler). Two
+    modes:
 
     - `shuffle=True` (training): each window starts at a uniformly random offset, like nanoGPT's
       `get_batch`; offsets come from `tf.data.Dataset.random(seed)`, so they are reproducible and change
@@ -259,13 +262,16 @@ def make_causal_lm_dataset(
       `< block_size + 1` tokens that do not fill a window are left out.
 
     Args:
-        token_ids: 1-D integer ids (list, numpy array); at least `block_size + 1` of them.
+        token_ids: 1-D integer ids (list, numpy array); at least `block_size + 1` of them. Or a list of
+            documents (1-D id sequences), packed one after another.
         block_size: T, the window length.
         batch_size: windows per batch.
         shuffle: random offsets (training) or sequential windows (evaluation), see above.
         seed: seed for the random offsets.
         drop_remainder: drop the last incomplete batch.
-        windows_per_epoch: windows per epoch with `shuffle=True`; None = `(len(token_ids) - 1) // block_size`.
+        windows_per_epoch: windows per epoch with `shuffle=True`; None = `(num_tokens - 1) // block_size`.
+        within_documents: with a list of documents, no window crosses a document boundary.
+        separator_id: with a list of documents, an id appended after each (e.g. end-of-text).
 
     Returns:
         A dataset of `({"token_ids": int32 (B, T), "padding_mask": bool (B, T)}, labels int32 (B, T))`;
@@ -275,36 +281,37 @@ def make_causal_lm_dataset(
         >>> ids = CharTokenizer.train(text, special_tokens=False).encode(text)  # doctest: +SKIP
         >>> train = make_causal_lm_dataset(ids, block_size=256, batch_size=64, shuffle=True, seed=1337)  # doctest: +SKIP
     """
+    from llm_tf.tasks.language_modeling import LMWindowSampler
+
     _check_common(batch_size, seed)
     check_positive_int("block_size", block_size)
     check_positive_int("windows_per_epoch", windows_per_epoch, allow_none=True)
-    ids = np.asarray(token_ids)
-    if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
-        raise ValueError(
-            f"`token_ids` must be a 1-D sequence of ints; got shape {ids.shape}, dtype {ids.dtype}."
-        )
-    if len(ids) < block_size + 1:
-        raise ValueError(
-            f"`token_ids` must hold at least block_size + 1 = {block_size + 1} ids; got {len(ids)}."
-        )
-    stream = tf.constant(ids.astype(np.int32))
-    window_offsets = tf.range(block_size + 1, dtype=tf.int64)
+    is_documents = isinstance(token_ids, list | tuple) and any(
+        isinstance(item, list | tuple | np.ndarray) for item in token_ids
+    )
+    if not is_documents:
+        ids = np.asarray(token_ids)
+        if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+            raise ValueError(
+                f"`token_ids` must be a 1-D sequence of ints; got shape {ids.shape}, dtype {ids.dtype}."
+            )
+        if len(ids) < block_size + 1:
+            raise ValueError(
+                f"`token_ids` must hold at least block_size + 1 = {block_size + 1} ids; got {len(ids)}."
+            )
+        token_ids = ids
+    sampler = LMWindowSampler(
+        token_ids, block_size, within_documents=within_documents, separator_id=separator_id
+    )
     if shuffle:
-        count = windows_per_epoch or max(1, (len(ids) - 1) // block_size)
-        start_choices = len(ids) - block_size  # valid starts: 0 .. len - block_size - 1
+        count = windows_per_epoch or max(1, (sampler.num_tokens - 1) // block_size)
         starts = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(count)
-        starts = starts.map(lambda value: tf.math.floormod(value, start_choices))
+        starts = starts.map(sampler.tf_starts_from_random)
     else:
-        count = (len(ids) - 1) // block_size
-        starts = tf.data.Dataset.range(0, count * block_size, block_size)
-
-    def to_windows(batch_starts):
-        windows = tf.gather(stream, batch_starts[:, None] + window_offsets[None, :])
-        inputs = windows[:, :-1]
-        return {"token_ids": inputs, "padding_mask": tf.ones_like(inputs, dtype=tf.bool)}, windows[:, 1:]
-
+        starts = tf.data.Dataset.from_tensor_slices(sampler.sequential_starts())
     dataset = starts.batch(batch_size, drop_remainder=drop_remainder)
-    return _finish(dataset.map(to_windows, num_parallel_calls=AUTOTUNE))
+    windows = dataset.map(lambda batch: sampler.tf_windows(batch, padding_mask=True), num_parallel_calls=AUTOTUNE)
+    return _finish(windows)
 
 
 # --------------------------------------------------------------------------------------------------

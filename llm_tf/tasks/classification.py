@@ -1,0 +1,486 @@
+"""Text classification as library steps: encode a split, augment, train one seed, evaluate, predict, summarize.
+
+The steps of a classification experiment (``experiments/news_classification.py`` calls them in this order;
+nothing here knows about BBC News, so a second dataset, e.g. SST-2, uses them unchanged):
+
+1. :func:`encode_split`: every text of a split encoded once with the tokenizer's graph-mode op into an
+   :class:`~llm_tf.tasks.windows.EncodedSplit` (windows are cut from it later).
+2. :func:`train_classifier`: a ``TextClassifier`` trained from scratch with ``llm_tf.training.train`` in a run
+   directory (AdamW + warmup/cosine, optional label smoothing, token-mask augmentation
+   (:func:`mask_tokens`) and weight EMA; exact crash-safe resume).
+3. :func:`evaluate_splits` / :func:`predict_probabilities`: class probabilities per document (one window, or
+   averaged over covering windows) and a :func:`classification_report_present` per split.
+4. :func:`run_seed`: steps 2-3 for one seed in ``<run>/seed_<s>/`` (or a fold's directory), with its confusion
+   matrix PNG, test predictions CSV and ``results.json``.
+5. :func:`summarize_reports` / :func:`summary_tables`: mean ± std and a 95% interval over seeds or folds.
+
+Example:
+    >>> import numpy as np
+    >>> mask_tokens(np.array([[2, 7, 8, 3, 0]]), 0.99, 4, [0, 2, 3], np.random.default_rng(0)).tolist()
+    [[2, 4, 4, 3, 0]]
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from llm_tf.tasks.runs import confidence_interval, format_mean_std, mean_and_std
+from llm_tf.tasks.windows import (
+    EVAL_WINDOWS,
+    TRAIN_WINDOWS,
+    EncodedSplit,
+    model_inputs,
+    predict_window_probabilities,
+)
+
+POOLINGS = ("mean", "first", "pooler")
+#: The keyword arguments of :func:`train_classifier` that make up a recipe (model, optimization, windows):
+#: an experiment's config holds fields of these names and passes them on unchanged.
+RECIPE_ARGUMENTS = (
+    "max_sequence_length", "hidden_dim", "num_layers", "num_heads", "intermediate_dim", "dropout",
+    "attention_dropout", "classifier_dropout", "pooling", "batch_size", "epochs", "learning_rate",
+    "warmup_fraction", "weight_decay", "label_smoothing", "token_mask_rate", "ema_momentum", "train_windows",
+    "eval_windows", "jit_compile",
+)
+#: The file with a seed's test predictions (written by :func:`run_seed`, same format as ``predict``'s output).
+TEST_PREDICTIONS_CSV = "test_predictions.csv"
+
+
+def encode_split(tokenizer, split) -> EncodedSplit:
+    """Encode a split's texts once with the tokenizer's graph-mode (tensorflow-text) op.
+
+    Args:
+        tokenizer: a trained ``llm_tf.text`` tokenizer with [CLS] and [SEP] (e.g. ``WordPieceTokenizer``).
+        split: ``LabeledTexts``, a list of texts (labels 0), or None for an absent split.
+
+    Returns:
+        An :class:`~llm_tf.tasks.windows.EncodedSplit`.
+    """
+    import tensorflow as tf
+
+    if tokenizer.cls_id is None or tokenizer.sep_id is None:
+        raise ValueError("`tokenizer` must have [CLS] and [SEP] tokens (cls_id, sep_id); got None.")
+    if split is None:
+        texts, labels = [], np.zeros(0, np.int32)
+    elif isinstance(split, list | tuple):
+        texts, labels = list(split), np.zeros(len(split), np.int32)
+    else:
+        texts, labels = list(split.texts), np.asarray(split.labels, np.int32)
+    if texts:
+        ragged = tokenizer.tf_encode(tf.constant(texts))
+        ids, offsets = ragged.flat_values.numpy().astype(np.int32), ragged.row_splits.numpy().astype(np.int64)
+    else:
+        ids, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
+    return EncodedSplit(ids, offsets, labels, tokenizer.cls_id, tokenizer.sep_id)
+
+
+def mask_tokens(token_ids, rate: float, mask_id: int, special_ids, rng) -> np.ndarray:
+    """A copy of ``token_ids`` with each ordinary token replaced by ``mask_id`` with probability ``rate``.
+
+    Special tokens and padding stay. Used on training windows as augmentation: the model cannot rely on any
+    single word, as in BERT's masking but without predicting the masked words.
+
+    Args:
+        token_ids: int ``(examples, sequence)``.
+        rate: replacement probability in [0, 1).
+        mask_id: the replacement id ([MASK]).
+        special_ids: ids never replaced (padding, [CLS], [SEP], ...).
+        rng: a NumPy ``Generator``.
+
+    Returns:
+        The masked ids, same shape and dtype.
+    """
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate < 1.0:
+        raise ValueError(f"`rate` must be a number in [0, 1); got rate={rate!r}.")
+    token_ids = np.asarray(token_ids)
+    ordinary = ~np.isin(token_ids, list(special_ids))
+    chosen = ordinary & (rng.random(token_ids.shape) < rate)
+    return np.where(chosen, mask_id, token_ids).astype(token_ids.dtype)
+
+
+def examples_dataset(token_ids, labels, num_classes: int | None = None):
+    """Un-batched ``({"token_ids", "padding_mask"}, label)`` examples; one-hot float labels given ``num_classes``."""
+    import tensorflow as tf
+
+    labels = np.asarray(labels)
+    targets = labels.astype("int32") if num_classes is None else np.eye(num_classes, dtype="float32")[labels]
+    return tf.data.Dataset.from_tensor_slices((model_inputs(token_ids), targets))
+
+
+def _check_recipe(batch_size: int, train_size: int, train_windows: str, eval_windows: str, pooling: str) -> None:
+    if train_windows not in TRAIN_WINDOWS:
+        raise ValueError(f"`train_windows` must be one of {TRAIN_WINDOWS}; got train_windows={train_windows!r}.")
+    if eval_windows not in EVAL_WINDOWS:
+        raise ValueError(f"`eval_windows` must be one of {EVAL_WINDOWS}; got eval_windows={eval_windows!r}.")
+    if pooling not in POOLINGS:
+        raise ValueError(f"`pooling` must be one of {POOLINGS}; got pooling={pooling!r}.")
+    if batch_size > train_size:
+        raise ValueError(
+            f"`batch_size` must not exceed the {train_size} training examples; got batch_size={batch_size}."
+        )
+
+
+def train_classifier(
+    train: EncodedSplit,
+    validation: EncodedSplit | None,
+    *,
+    num_classes: int,
+    vocabulary_size: int,
+    mask_id: int | None,
+    special_ids: Sequence[int],
+    seed: int,
+    run_dir=None,
+    strategy=None,
+    max_sequence_length: int = 256,
+    hidden_dim: int = 128,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    intermediate_dim: int = 512,
+    dropout: float = 0.1,
+    attention_dropout: float | None = None,
+    classifier_dropout: float = 0.1,
+    pooling: str = "mean",
+    batch_size: int = 32,
+    epochs: int = 8,
+    learning_rate: float = 1e-3,
+    warmup_fraction: float = 0.1,
+    weight_decay: float = 0.01,
+    label_smoothing: float = 0.0,
+    token_mask_rate: float = 0.0,
+    ema_momentum: float | None = None,
+    train_windows: str = "first",
+    eval_windows: str = "first",
+    jit_compile: bool | str = "auto",
+    log_every_n_steps: int = 50,
+    backup_every_n_steps: int | None = None,
+    verbose="auto",
+):
+    """Train a ``TextClassifier`` (BERT-style encoder, from scratch) for one seed with ``llm_tf.training.train``.
+
+    Each epoch's batches are a pure function of ``(seed, epoch)`` (windows, masking and order), so a run
+    directory interrupted at any step resumes with the very same batches. The per-epoch validation reads one
+    window per document (``"first"`` when ``eval_windows="all"``; the average over all windows is for the final
+    report). With ``ema_momentum`` the returned model holds the averaged weights, also saved as ``last.keras``.
+
+    Args:
+        train, validation: the encoded splits (validation may be None or empty).
+        num_classes: the number of classes.
+        vocabulary_size, mask_id, special_ids: from the tokenizer (``mask_id`` is needed for token masking).
+        seed: the training seed (weights, dropout, batch order, random windows, masking).
+        run_dir: a ``RunDirectory`` (checkpoints, logs, backups, resume) or None.
+        strategy: the ``tf.distribute`` strategy (None: the default one).
+        max_sequence_length: window length ``T``, [CLS] and [SEP] included.
+        hidden_dim, num_layers, num_heads, intermediate_dim, dropout, attention_dropout: encoder sizes.
+        classifier_dropout, pooling: the classification head (``"mean"``, ``"first"`` or ``"pooler"``).
+        batch_size, epochs, learning_rate, warmup_fraction, weight_decay: AdamW with linear warmup over
+            ``warmup_fraction`` of the steps, then cosine decay to 0; biases, norms and embeddings not decayed.
+        label_smoothing: cross-entropy label smoothing (0 = none).
+        token_mask_rate: replace this fraction of the training tokens by [MASK] each epoch.
+        ema_momentum: evaluate an exponential moving average of the weights (None = no average).
+        train_windows: ``"first"``, ``"head_tail"`` or ``"random"`` (see ``llm_tf.tasks.windows``).
+        eval_windows: ``"first"``, ``"head_tail"`` or ``"all"``.
+        jit_compile: True, False or ``"auto"`` (XLA on GPU/TPU only).
+        log_every_n_steps, backup_every_n_steps, verbose: passed to ``llm_tf.training.train``.
+
+    Returns:
+        ``(model, training_result)``.
+    """
+    import keras
+    import tensorflow as tf
+
+    from llm_tf import training
+    from llm_tf.models import TextClassifier, TransformerEncoderConfig
+
+    _check_recipe(batch_size, len(train), train_windows, eval_windows, pooling)
+    if token_mask_rate and mask_id is None:
+        raise ValueError(f"token_mask_rate={token_mask_rate} needs a tokenizer with a [MASK] token; got mask_id=None.")
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(seed)
+    steps_per_epoch = len(train) // batch_size
+    total_steps = steps_per_epoch * epochs
+    fixed_windows = None if train_windows == "random" else train.document_windows(train_windows, max_sequence_length)[0]
+    # Keras smooths only one-hot labels, so label smoothing switches the labels to one-hot.
+    one_hot_classes = num_classes if label_smoothing else None
+
+    def batches_for_epoch(epoch: int):
+        rng = np.random.default_rng([seed, epoch])
+        token_ids = train.random_windows(max_sequence_length, rng) if fixed_windows is None else fixed_windows
+        if token_mask_rate:
+            token_ids = mask_tokens(token_ids, token_mask_rate, mask_id, special_ids, rng)
+        return training.seeded_epoch_batches(examples_dataset(token_ids, train.labels, one_hot_classes),
+                                             batch_size, seed=seed)(epoch)
+
+    validation_batches = None
+    if validation is not None and len(validation):
+        kind = "first" if eval_windows == "all" else eval_windows
+        windows = validation.document_windows(kind, max_sequence_length)[0]
+        validation_batches = examples_dataset(windows, validation.labels, one_hot_classes).batch(batch_size)
+
+    encoder_config = TransformerEncoderConfig(
+        vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length, hidden_dim=hidden_dim,
+        num_layers=num_layers, num_heads=num_heads, intermediate_dim=intermediate_dim, dropout=dropout,
+        attention_dropout=attention_dropout, num_segments=0,
+    )
+    with strategy.scope():
+        model = TextClassifier(num_classes=num_classes, pooling=pooling, dropout=classifier_dropout,
+                               config=encoder_config)
+        schedule = training.WarmupCosineDecay(
+            learning_rate, warmup_steps=int(warmup_fraction * total_steps), total_steps=total_steps
+        )
+        if label_smoothing:
+            loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
+            metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        else:
+            loss, metrics = "auto", "auto"  # sparse cross-entropy and accuracy on integer labels
+        # The news preset was measured with Keras's epsilon (1e-7) when averaging weights.
+        optimizer = training.build_optimizer(schedule, weight_decay=weight_decay, ema_momentum=ema_momentum,
+                                             epsilon=1e-8 if ema_momentum is None else 1e-7)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                      jit_compile=training.resolve_jit_compile(jit_compile))
+    result = training.train(
+        model, batches_for_epoch, validation_batches, epochs=epochs, run_dir=run_dir,
+        steps_per_epoch=steps_per_epoch, log_every_n_steps=log_every_n_steps,
+        backup_every_n_steps=backup_every_n_steps, verbose=verbose, strategy=strategy,
+        extra_results={"seed": seed},
+    )
+    if ema_momentum is not None and run_dir is not None:
+        # fit swapped the averaged weights in after the last epoch's checkpoint; last.keras gets them too.
+        model.save(run_dir.last_model)
+    return model, result
+
+
+def predict_probabilities(model, split: EncodedSplit, eval_windows: str, max_sequence_length: int,
+                          batch_size: int = 32) -> np.ndarray:
+    """Class probabilities per document ``(n, C)`` (see ``llm_tf.tasks.windows.predict_window_probabilities``)."""
+    return predict_window_probabilities(model, split, eval_windows, max_sequence_length, batch_size)
+
+
+def classification_report_present(y_true, y_pred, class_names: Sequence[str]) -> dict[str, Any]:
+    """``llm_tf.metrics.classification_report`` with the macro averages over the classes present in ``y_true``.
+
+    A class absent from the evaluated split has no recall and would count as F1 = 0 in a macro average over
+    all classes; here the macro precision/recall/F1 average over the classes that occur in ``y_true`` and the
+    report says so (``macro_average_over``, ``classes_absent``). Per-class rows keep every class.
+
+    Example:
+        >>> report = classification_report_present([0, 0, 1], [0, 0, 1], ["a", "b", "c"])
+        >>> report["macro_f1"], report["classes_absent"]
+        (1.0, ['c'])
+    """
+    from llm_tf.metrics import classification_report
+
+    report = classification_report(y_true, y_pred, list(class_names))
+    present = [name for name in class_names if report["per_class"][name]["support"] > 0]
+    for metric in ("precision", "recall", "f1"):
+        report[f"macro_{metric}"] = float(np.mean([report["per_class"][name][metric] for name in present]))
+    report["classes_absent"] = [name for name in class_names if name not in present]
+    report["macro_average_over"] = (
+        f"the {len(present)} of {len(class_names)} classes present in the evaluated split"
+    )
+    return report
+
+
+def evaluate_splits(model, splits: Mapping[str, EncodedSplit | None], class_names: Sequence[str],
+                    eval_windows: str, max_sequence_length: int, batch_size: int = 32):
+    """Reports and probabilities for each named split (None for an absent or empty split).
+
+    Returns:
+        ``(reports, probabilities)``: two dicts split name -> report / ``(n, C)`` array (or None).
+    """
+    reports, probabilities = {}, {}
+    for name, split in splits.items():
+        if split is None or not len(split):
+            reports[name] = probabilities[name] = None
+            continue
+        probabilities[name] = predict_probabilities(model, split, eval_windows, max_sequence_length, batch_size)
+        reports[name] = classification_report_present(split.labels, probabilities[name].argmax(-1), class_names)
+    return reports, probabilities
+
+
+def write_predictions_csv(path: str, ids: Sequence[str], probabilities: np.ndarray,
+                          class_names: Sequence[str]) -> str:
+    """A CSV with columns ``id, predicted, p_<class>...`` (probabilities with 6 decimals).
+
+    Returns:
+        ``path``.
+    """
+    probabilities = np.asarray(probabilities)
+    if probabilities.shape != (len(ids), len(class_names)):
+        raise ValueError(f"`probabilities` must be (len(ids), len(class_names)) = ({len(ids)}, "
+                         f"{len(class_names)}); got {probabilities.shape}.")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "predicted"] + [f"p_{name}" for name in class_names])
+        for identifier, row in zip(ids, probabilities):
+            writer.writerow([identifier, class_names[int(row.argmax())]] + [f"{value:.6f}" for value in row])
+    return path
+
+
+def run_seed(
+    run_dir,
+    seed: int,
+    encoded: Mapping[str, EncodedSplit | None],
+    class_names: Sequence[str],
+    *,
+    vocabulary_size: int,
+    mask_id: int | None,
+    special_ids: Sequence[int],
+    test_ids: Sequence[str] | None = None,
+    strategy=None,
+    log_every_n_steps: int = 50,
+    backup_every_n_steps: int | None = None,
+    verbose=2,
+    title: str = "Transformer",
+    **recipe,
+) -> dict[str, Any]:
+    """Train and evaluate one seed in its own run directory (see :func:`train_classifier` for ``recipe``).
+
+    Writes ``confusion_matrix.png``, ``test_predictions.csv`` (when ``test_ids`` are given) and adds the
+    validation/test reports to the run's ``results.json``.
+
+    Args:
+        run_dir: the seed's (or fold's) ``RunDirectory``.
+        seed: the training seed.
+        encoded: ``{"train", "validation", "test"}`` -> EncodedSplit (validation/test may be None or empty).
+        class_names: the class names.
+        vocabulary_size, mask_id, special_ids: from the tokenizer.
+        test_ids: one id per test document, for the predictions CSV.
+        strategy, log_every_n_steps, backup_every_n_steps, verbose: as in :func:`train_classifier`.
+        title: the model's name in the confusion-matrix title.
+        **recipe: the :data:`RECIPE_ARGUMENTS`.
+
+    Returns:
+        The seed's results (``seed``, ``test``, ``validation``, ``test_accuracy``, ``test_macro_f1``,
+        ``train_time_s``, ``status``, ``num_parameters``, ...), as written to ``results.json``.
+    """
+    from llm_tf import training
+    from llm_tf.plots import plot_confusion_matrix
+
+    unknown = sorted(set(recipe) - set(RECIPE_ARGUMENTS))
+    if unknown:
+        raise ValueError(f"unknown recipe argument(s) {unknown}; expected some of {list(RECIPE_ARGUMENTS)}.")
+    model, result = train_classifier(
+        encoded["train"], encoded.get("validation"), num_classes=len(class_names),
+        vocabulary_size=vocabulary_size, mask_id=mask_id, special_ids=special_ids, seed=seed, run_dir=run_dir,
+        strategy=strategy, log_every_n_steps=log_every_n_steps, backup_every_n_steps=backup_every_n_steps,
+        verbose=verbose, **recipe,
+    )
+    eval_windows = recipe.get("eval_windows", "first")
+    max_sequence_length = recipe.get("max_sequence_length", 256)
+    batch_size = recipe.get("batch_size", 32)
+    reports, probabilities = evaluate_splits(
+        model, {"validation": encoded.get("validation"), "test": encoded.get("test")}, class_names,
+        eval_windows, max_sequence_length, batch_size,
+    )
+    with open(run_dir.results_json, encoding="utf-8") as file:
+        results = json.load(file)
+    results.update({
+        "seed": seed, "test": reports["test"], "validation": reports["validation"],
+        "train_time_s": result.wall_time_s, "status": result.status,
+        "num_parameters": int(model.count_params()), "evaluated_checkpoint": os.path.basename(run_dir.last_model),
+    })
+    if reports["test"] is not None:
+        results["test_accuracy"] = reports["test"]["accuracy"]
+        results["test_macro_f1"] = reports["test"]["macro_f1"]
+        results["confusion_matrix_png"] = plot_confusion_matrix(
+            reports["test"]["confusion_matrix"], list(class_names), run_dir.file("confusion_matrix.png"),
+            title=f"{title}, seed {seed}: test accuracy {reports['test']['accuracy']:.4f}",
+        )
+        if test_ids is not None:
+            results["test_predictions_csv"] = write_predictions_csv(
+                run_dir.file(TEST_PREDICTIONS_CSV), test_ids, probabilities["test"], class_names
+            )
+    training.write_json(run_dir.results_json, results)
+    return results
+
+
+def summarize_reports(reports: Sequence[Mapping[str, Any]], class_names: Sequence[str]) -> dict[str, Any]:
+    """Mean ± std and a 95% t-interval of accuracy and macro-F1 over seeds or folds, per-class F1 means, and the
+    summed confusion matrix.
+
+    Args:
+        reports: one test report per seed/fold (as from :func:`classification_report_present`).
+        class_names: the class names.
+
+    Returns:
+        ``{"accuracy_per_seed", "macro_f1_per_seed", "accuracy_mean", "accuracy_std", "accuracy_ci95",
+        "macro_f1_mean", "macro_f1_std", "macro_f1_ci95", "per_class_f1_mean", "confusion_matrix_sum"}``
+        (an interval is None for a single run).
+    """
+    if not reports:
+        raise ValueError("`reports` is empty; expected one test report per seed or fold.")
+    summary: dict[str, Any] = {}
+    for metric in ("accuracy", "macro_f1"):
+        values = [report[metric] for report in reports]
+        summary[f"{metric}_per_seed"] = values
+        summary[f"{metric}_mean"], summary[f"{metric}_std"] = mean_and_std(values)
+        interval = confidence_interval(values) if len(values) > 1 else None
+        summary[f"{metric}_ci95"] = None if interval is None else list(interval)
+    summary["per_class_f1_mean"] = {
+        name: mean_and_std([report["per_class"][name]["f1"] for report in reports])[0] for name in class_names
+    }
+    summary["confusion_matrix_sum"] = np.sum([report["confusion_matrix"] for report in reports], axis=0).tolist()
+    return summary
+
+
+def summary_tables(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str], name: str = "Transformer",
+                   baseline: Mapping[str, Any] | None = None, baseline_name: str = "baseline",
+                   unit: str = "seed") -> str:
+    """The printed comparison: one row per seed/fold, then mean ± std [95% interval] vs the baseline.
+
+    Args:
+        rows: per seed/fold: ``{unit: value, "test": report, "validation": report or None, "train_time_s"}``.
+        class_names: the class names.
+        name: the model's column title.
+        baseline: the baseline's results (``{"test": report}``) or None.
+        baseline_name: its column title.
+        unit: ``"seed"`` or ``"fold"``.
+    """
+    from llm_tf.tasks.cli import format_table
+
+    per_run = format_table(
+        [unit, "test accuracy", "test macro-F1", "val accuracy", "train s"],
+        [[row[unit], row["test"]["accuracy"], row["test"]["macro_f1"],
+          row["validation"]["accuracy"] if row.get("validation") else "-", f"{row.get('train_time_s') or 0.0:.1f}"]
+         for row in rows],
+    )
+    tests = [row["test"] for row in rows]
+    lines = [["accuracy", format_mean_std([t["accuracy"] for t in tests], interval=True)],
+             ["macro-F1", format_mean_std([t["macro_f1"] for t in tests], interval=True)]]
+    lines += [[f"F1 {label}", format_mean_std([t["per_class"][label]["f1"] for t in tests])] for label in class_names]
+    headers = ["test metric", f"{name} ({len(rows)} {unit}{'s' if len(rows) > 1 else ''})"]
+    if baseline is not None and baseline.get("test") is not None:
+        test = baseline["test"]
+        values = [test["accuracy"], test["macro_f1"]] + [test["per_class"][label]["f1"] for label in class_names]
+        headers.append(baseline_name)
+        lines = [line + [f"{value:.4f}"] for line, value in zip(lines, values)]
+    note = ""
+    absent = sorted({label for t in tests for label in t.get("classes_absent", [])})
+    if absent:
+        note = f"\nmacro averages over the classes present in each evaluated split (absent: {', '.join(absent)})"
+    return f"{per_run}\n\n{format_table(headers, lines)}{note}"
+
+
+__all__ = [
+    "POOLINGS",
+    "RECIPE_ARGUMENTS",
+    "TEST_PREDICTIONS_CSV",
+    "classification_report_present",
+    "encode_split",
+    "evaluate_splits",
+    "examples_dataset",
+    "mask_tokens",
+    "predict_probabilities",
+    "run_seed",
+    "summarize_reports",
+    "summary_tables",
+    "train_classifier",
+    "write_predictions_csv",
+]

@@ -93,7 +93,117 @@ def _run_experiment(args: list[str], output_dir: pathlib.Path, timeout: int = 90
         timeout=timeout,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    results = sorted(output_dir.rglob("results.json"))
+    return _run_metrics(output_dir)
+
+
+def _command(script: str, *flags: str) -> list[str]:
+    return [str(REPO_ROOT / "experiments" / script), *flags]
+
+
+def _news_metrics(output_dir: pathlib.Path) -> dict:
+    """What must repeat exactly: the test metrics and every logged loss and accuracy of the seed's training."""
+    results = _run_metrics(output_dir)
+    csv_files = sorted(output_dir.rglob("seed_*/metrics.csv"))
+    assert csv_files, f"no per-seed metrics.csv under {output_dir}"
+    columns = ("loss", "accuracy", "val_loss", "val_accuracy")
+    history = []
+    for path in csv_files:
+        lines = path.read_text().splitlines()
+        header = lines[0].split(",")
+        history.append([[row.split(",")[header.index(name)] for name in columns] for row in lines[1:]])
+    return {"metrics": results["metrics"], "history": history}
+
+
+def _run_metrics(output_dir: pathlib.Path) -> dict:
+    """The experiment-level results.json: the shallowest one under `output_dir`."""
+    results = sorted(output_dir.rglob("results.json"), key=lambda path: len(path.parts))
     assert results, f"no results.json under {output_dir}"
-    # The experiment-level results.json is the shallowest one.
-    return json.loads(min(results, key=lambda path: len(path.parts)).read_text())
+    return json.loads(results[0].read_text())
+
+
+def _kill_after_first_backup(command: list[str], output_dir: pathlib.Path, timeout: float = 600) -> pathlib.Path:
+    """Starts `command`, SIGKILLs it as soon as a training-state backup exists, returns the backup's path."""
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, *command, "--output-dir", str(output_dir)],
+        env=_environment(),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            backups = list(output_dir.rglob("backup.npz"))
+            if backups:
+                process.kill()
+                process.wait()
+                return backups[0]
+            if process.poll() is not None:
+                pytest.fail(f"the run ended (exit {process.returncode}) before writing a backup")
+            time.sleep(0.05)
+        pytest.fail("no backup written in time")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+NEWS_SMOKE = ("news_classification.py", "--preset", "smoke", "--no-baseline", "--deterministic",
+              "--backup-every-n-steps", "5")
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_news_smoke_repeats_exactly_and_resumes_exactly_after_sigkill(tmp_path, shared_data_dir):
+    command = _command(*NEWS_SMOKE, "--data-dir", str(shared_data_dir))
+    _run_experiment(command, tmp_path / "first")
+    _run_experiment(command, tmp_path / "second")
+    first, second = _news_metrics(tmp_path / "first"), _news_metrics(tmp_path / "second")
+    assert first == second
+
+    # Killed mid-epoch (the first backup comes after 5 of the epoch's 12 steps), then the same command again.
+    backup = _kill_after_first_backup(command, tmp_path / "resumed")
+    assert not list((tmp_path / "resumed").rglob("results.json"))
+    _run_experiment(command, tmp_path / "resumed")
+    runs = [path for path in (tmp_path / "resumed" / "news_classification").iterdir() if path.is_dir()]
+    assert len(runs) == 1, "the second command must continue the interrupted run, not start another"
+    assert runs[0] in backup.parents
+    assert _news_metrics(tmp_path / "resumed") == first
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_news_rerun_with_a_corrupt_backup_or_a_changed_config_loses_nothing(tmp_path, shared_data_dir):
+    command = _command(*NEWS_SMOKE, "--data-dir", str(shared_data_dir))
+    output_dir = tmp_path / "runs"
+    backup = _kill_after_first_backup(command, output_dir)
+    run_dir = next(path for path in backup.parents if path.parent.name == "news_classification")
+    before = {str(path): path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+
+    # A truncated backup: a clear error naming the file, and every file of the run left as it was.
+    backup.write_bytes(backup.read_bytes()[: backup.stat().st_size // 2])
+    truncated = backup.read_bytes()
+    completed = subprocess.run(
+        [sys.executable, *command, "--output-dir", str(output_dir)],
+        env=_environment(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode != 0
+    assert "corrupt or truncated" in completed.stderr and str(backup) in completed.stderr
+    after = {str(path): path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    before[str(backup)] = truncated
+    assert after == before
+
+    # A changed config: the interrupted run is not resumed with other settings, a new run starts beside it,
+    # the command says so, and the interrupted run's files stay as they were.
+    completed = subprocess.run(
+        [sys.executable, *command, "--learning-rate", "0.004", "--epochs", "1", "--output-dir", str(output_dir)],
+        env=_environment(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    message = completed.stdout + completed.stderr
+    assert str(run_dir) in message and "learning_rate" in message, message[-3000:]
+    runs = sorted(path for path in run_dir.parent.iterdir() if path.is_dir())
+    assert len(runs) == 2 and run_dir in runs
+    assert {str(path): path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == after

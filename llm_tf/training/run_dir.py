@@ -23,6 +23,7 @@ import os
 import platform
 import re
 import socket
+import warnings
 
 from llm_tf.training.resume import BACKUP_FILE_NAME, atomic_write_bytes
 
@@ -189,16 +190,38 @@ def find_resumable_run(
     if not os.path.isdir(parent):
         return None
     wanted = None if config is None else json.loads(json.dumps(_jsonable(config)))
+    other_configs = []
     for name in sorted(os.listdir(parent), reverse=True):
         run = RunDirectory(os.path.join(parent, name), resumed=True)
         if not os.path.isdir(run.path) or run.is_finished():
             continue
         if require_backup and not os.path.exists(run.backup_file):
             continue
-        if wanted is not None and run.read_config() != wanted:
+        saved = run.read_config() if wanted is not None else None
+        if wanted is not None and saved != wanted:
+            other_configs.append((run.path, config_differences(saved or {}, wanted)))
             continue
         return run
+    for path, differences in other_configs:
+        # Resuming with other settings would mix two configurations in one run; the old run is left untouched.
+        warnings.warn(
+            f"not resuming the unfinished run {path}: its config.json differs from this command's in "
+            f"{', '.join(differences) or 'its format'}; starting a new run beside it (that run is kept as it is).",
+            stacklevel=2,
+        )
     return None
+
+
+def config_differences(saved: dict, wanted: dict) -> list[str]:
+    """The top-level keys whose values differ between two configs (missing keys included), sorted.
+
+    Example:
+        >>> config_differences({"lr": 1e-3, "epochs": 2}, {"lr": 5e-4, "epochs": 2})
+        ['lr']
+    """
+    if not isinstance(saved, dict) or not isinstance(wanted, dict):
+        return []
+    return sorted(key for key in saved.keys() | wanted.keys() if saved.get(key, ...) != wanted.get(key, ...))
 
 
 def create_run_dir(

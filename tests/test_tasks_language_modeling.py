@@ -1,6 +1,7 @@
 """llm_tf.tasks.language_modeling: the LM-window sampler, the loss evaluator, interval evaluation, generation,
 character data, the residual init and the run-directory check."""
 
+import dataclasses
 import json
 import math
 import os
@@ -237,6 +238,59 @@ def test_scaled_residual_init_touches_only_the_residual_output_projections():
         for dense in (block.self_attention.output_dense, block.feed_forward.output_dense):
             assert float(np.std(np.asarray(dense.kernel))) == pytest.approx(expected, rel=0.1)
         assert float(np.std(np.asarray(block.feed_forward.intermediate_dense.kernel))) == pytest.approx(0.02, rel=0.1)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The training configuration and model.
+
+
+def test_config_round_trips_through_json_and_compares_recipes():
+    config = lm.CausalLMConfig(max_iters=500, eval_interval=250, steps_per_execution=50)
+    assert lm.CausalLMConfig.from_json(config.to_json()) == config
+    assert config.tokens_per_step == 12 * 64
+    reference = lm.CausalLMConfig()
+    assert lm.same_recipe(dataclasses.replace(reference, seed=3, precision="mixed_bfloat16", jit_compile=False),
+                          reference)
+    assert not lm.same_recipe(config, reference)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"max_iters": 2100}, "max_iters"),
+        ({"steps_per_execution": 100}, "steps_per_execution"),
+        ({"block_size": 0}, "block_size"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"min_learning_rate": 0.01}, "min_learning_rate"),
+        ({"hidden_dim": 130}, "hidden_dim"),
+        ({"sample_prompt": ""}, "sample_prompt"),
+        ({"preset": ""}, "preset"),
+        ({"train_fraction": 1.0}, "train_fraction"),
+    ],
+)
+def test_bad_config_values_raise_value_error_naming_the_field(overrides, named):
+    with pytest.raises(ValueError, match=named):
+        lm.CausalLMConfig(**overrides)
+
+
+def test_unknown_config_field_in_json_is_rejected():
+    values = json.loads(lm.CausalLMConfig().to_json())
+    values["learning_rat"] = 1.0
+    with pytest.raises(ValueError, match="learning_rat"):
+        lm.CausalLMConfig.from_json(json.dumps(values))
+
+
+def test_build_causal_lm_compiles_the_configured_gpt():
+    config = lm.CausalLMConfig(block_size=16, hidden_dim=32, num_layers=2, num_heads=2, intermediate_dim=64,
+                               scale_residual_init=True, tie_embeddings=True, use_bias=False)
+    model = lm.build_causal_lm(config, 65, jit_compile=False, steps_per_execution=2)
+    assert (model.config.max_sequence_length, model.config.tie_embeddings, model.config.use_bias) == (16, True, False)
+    assert model.optimizer is not None and model.jit_compile is False
+    expected = 0.02 / math.sqrt(2 * 2)
+    assert float(np.std(np.asarray(model.blocks[0].feed_forward.output_dense.kernel))) == pytest.approx(expected,
+                                                                                                     rel=0.15)
+    untied = lm.build_causal_lm(dataclasses.replace(config, tie_embeddings=False), 65, jit_compile=False)
+    assert untied.count_params() - model.count_params() == 32 * 65  # the separate bias-free output head
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -207,3 +207,32 @@ def test_news_rerun_with_a_corrupt_backup_or_a_changed_config_loses_nothing(tmp_
     runs = sorted(path for path in run_dir.parent.iterdir() if path.is_dir())
     assert len(runs) == 2 and run_dir in runs
     assert {str(path): path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == after
+
+
+GPT_SMOKE = ("gpt_shakespeare.py", "--preset", "smoke", "--deterministic", "--steps-per-execution", "5",
+             "--backup-every-n-steps", "10")
+
+
+def _lm_metrics(output_dir: pathlib.Path) -> dict:
+    """The final losses, every evaluation's losses (elapsed times left out) and the sampled text."""
+    results = _run_metrics(output_dir)
+    (eval_csv,) = output_dir.rglob("eval_losses.csv")
+    lines = eval_csv.read_text().splitlines()
+    header = lines[0].split(",")
+    keep = [header.index(name) for name in ("iteration", "train_loss", "val_loss")]
+    evaluations = [[row.split(",")[index] for index in keep] for row in lines[1:]]
+    return {"metrics": results["metrics"], "evaluations": evaluations, "sample": results["sample"]}
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_gpt_smoke_resumed_after_sigkill_equals_an_uninterrupted_run(tmp_path, shared_data_dir):
+    command = _command(*GPT_SMOKE, "--data-dir", str(shared_data_dir))
+    _run_experiment(command, tmp_path / "uninterrupted")
+    backup = _kill_after_first_backup(command, tmp_path / "resumed")
+    _run_experiment(command, tmp_path / "resumed")
+    (run,) = [path for path in (tmp_path / "resumed" / "gpt_shakespeare").iterdir() if path.is_dir()]
+    assert run in backup.parents
+    uninterrupted, resumed = _lm_metrics(tmp_path / "uninterrupted"), _lm_metrics(tmp_path / "resumed")
+    assert len(uninterrupted["evaluations"]) == 3
+    assert resumed == uninterrupted

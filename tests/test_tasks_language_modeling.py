@@ -224,6 +224,12 @@ def test_interval_evaluation_writes_one_row_per_interval_and_resumes(tmp_path):
     assert [(row["iteration"], row["val_loss"]) for row in lm.read_evaluation_rows(csv_path)] == [
         (0, rows[0]["val_loss"]), (3, 9.0)
     ]
+    # Resumed at iteration 6 (an interval's end) without its row (killed after the backup): the row is added.
+    resumed = lm.IntervalEvaluation(fixed[0], fixed[1], 3, csv_path)
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    assert [row["iteration"] for row in lm.read_evaluation_rows(csv_path)] == [0, 3, 6]
+    assert resumed.rows[-1]["val_loss"] == pytest.approx(rows[-1]["val_loss"], abs=1e-5)
 
 
 def test_scaled_residual_init_touches_only_the_residual_output_projections():

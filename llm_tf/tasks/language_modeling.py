@@ -305,7 +305,8 @@ class IntervalEvaluation(keras.callbacks.Callback):
     Both losses come from ``model.evaluate`` on one batch holding all of a split's fixed windows, so they reuse
     the compiled test step of ``fit``'s validation (nothing is compiled twice). After an epoch the validation
     loss is the ``val_loss`` that ``fit`` just computed on the same windows. Writes ``csv_path`` (columns
-    :data:`EVAL_COLUMNS`, one row per evaluation; a resumed run replaces the rows from its first iteration on),
+    :data:`EVAL_COLUMNS`, one row per evaluation; a resumed run replaces the rows from its first iteration on, and
+    first adds the row of the interval it resumes at when a kill lost it),
     prints one line per evaluation and adds ``train_eval_loss`` to the epoch logs.
 
     Args:
@@ -356,8 +357,11 @@ class IntervalEvaluation(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._started = time.time()
-        if int(self.model.optimizer.iterations.numpy()) == 0:
-            self._evaluate(0)
+        iteration = int(self.model.optimizer.iterations.numpy())
+        # Before training; or resumed at an interval's end whose row was lost (killed between backup and row).
+        if iteration == 0 or (iteration % self.steps_per_epoch == 0
+                              and all(row["iteration"] != iteration for row in self.rows)):
+            self._evaluate(iteration)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -957,6 +961,7 @@ def train_causal_lm(
         "steps_per_execution": steps_per_execution,
         "precision": keras.config.dtype_policy().name,
         "training_results": result.final_metrics,
+        "resumed_from": result.resumed_from,
         "eval_losses_png": eval_png,
     }
 

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export KERAS_BACKEND ?= tensorflow
 
-.PHONY: run test lint bench-setup setup clean
+.PHONY: run test test-fast lint bench-setup setup clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+## The inner loop: everything except the tests marked slow (subprocesses, other backends, notebooks, experiments).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 ## Peers for benchmarks/ (keras-hub); then e.g. `.venv/bin/python benchmarks/generation.py`.
 bench-setup: $(STAMP)

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
+from keras import ops
 
 from llm_tf.layers import ScaledDotProductAttention, causal_attention_mask
+from llm_tf.layers.scaled_dot_product_attention import masked_softmax
 from tests.layer_checks import run_layer_checks
 
 RNG = np.random.default_rng(0)
@@ -97,11 +99,23 @@ def test_single_head_rank_three_inputs():
 
 
 def test_softmax_runs_in_float32_under_bfloat16():
+    # bfloat16 keeps 8 significant bits: a softmax computed (or returned) in bfloat16 is off by ~1e-3,
+    # one computed in float32 from the same bfloat16 scores matches a float64 reference to ~1e-7.
+    scores = ops.cast(RNG.normal(size=(2, 3, 5, 64)).astype("float32") * 8, "bfloat16")
+    mask = np.tril(np.ones((5, 64), bool), k=59)[None, None]
+    weights = masked_softmax(scores, mask)
+    assert weights.dtype == "float32", f"softmax ran in {weights.dtype}, expected float32"
+    reference = np.asarray(ops.cast(scores, "float32")).astype("float64")
+    reference = np.where(mask, reference, -np.inf)
+    reference = np.exp(reference - reference.max(-1, keepdims=True))
+    reference /= reference.sum(-1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(weights), reference, atol=1e-6)
+    # Through the layer: large scores stay finite and the weights still sum to one.
     layer = ScaledDotProductAttention(dtype="mixed_bfloat16")
-    _, weights = layer(Q * 300, K * 300, V, return_attention_scores=True)
-    weights = np.asarray(weights).astype("float32")
-    assert np.all(np.isfinite(weights))
-    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=2e-2)
+    _, layer_weights = layer(Q * 300, K * 300, V, return_attention_scores=True)
+    layer_weights = np.asarray(layer_weights).astype("float32")
+    assert np.all(np.isfinite(layer_weights))
+    np.testing.assert_allclose(layer_weights.sum(-1), 1.0, atol=2e-2)
 
 
 def test_invalid_arguments():

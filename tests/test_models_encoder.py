@@ -474,6 +474,7 @@ json.dump(report, open(os.path.join(directory, "report.json"), "w"))
 """
 
 
+@pytest.mark.slow
 def test_save_load_in_a_fresh_process_reproduces_outputs():
     keras.utils.set_random_seed(0)
     mlm_inputs, _, _ = mlm_batch()

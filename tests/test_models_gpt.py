@@ -157,6 +157,7 @@ np.savez(sys.argv[3], logits=np.asarray(model(data["ids"])), tied=np.asarray(mod
 """
 
 
+@pytest.mark.slow
 def test_keras_save_load_in_fresh_process(model, prompts):
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "gpt.keras")

@@ -297,6 +297,7 @@ def test_generate_accepts_ragged_lists_and_input_dicts_greedy_and_beam(trained):
     np.testing.assert_array_equal(model.generate(inputs, max_length=TARGET_LENGTH, num_beams=4), labels)
 
 
+@pytest.mark.slow
 def test_save_load_in_a_fresh_process_reproduces_outputs(trained):
     model, _ = trained
     inputs, *_ = reversal_batch()

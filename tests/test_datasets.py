@@ -415,7 +415,8 @@ def test_load_csv_tsv_indices_and_label_mapping(tmp_path):
     path = tmp_path / "data.tsv"
     path.write_text("a text\t2\nanother\t0\n")
     data = datasets.load_csv(path, text_column=0, label_column=1, has_header=False)
-    assert data.labels.tolist() == [2, 0] and data.class_names == ["0", "1", "2"]
+    # The classes are the labels present: 0 and 2 (never an empty class 1).
+    assert data.labels.tolist() == [1, 0] and data.class_names == ["0", "2"]
     named = datasets.load_csv(path, 0, 1, has_header=False, class_names=["neg", "neu", "pos"])
     assert named.labels.tolist() == [2, 0]
     unlabelled = datasets.load_csv(path, 0, None, has_header=False)
@@ -424,6 +425,143 @@ def test_load_csv_tsv_indices_and_label_mapping(tmp_path):
         datasets.load_csv(path, text_column="missing", label_column=None, has_header=True)
     with pytest.raises(FileNotFoundError, match="not a file"):
         datasets.load_csv(tmp_path / "none.csv", "a", "b")
+
+
+def test_load_text_folder_reads_any_file_name_and_lists_what_it_leaves_out(tmp_path):
+    import os
+
+    for label in ("sci.space", "rec.autos"):
+        (tmp_path / label).mkdir()
+        for name in ("38001", "38002.txt"):
+            (tmp_path / label / name).write_text(f"{label} {name}")
+    (tmp_path / "rec.autos" / ".DS_Store").write_bytes(b"\x00")
+    (tmp_path / "rec.autos" / "nested").mkdir()
+    os.mkfifo(tmp_path / "rec.autos" / "pipe")
+    (tmp_path / "rec.autos" / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref")
+    with pytest.warns(UserWarning, match="left out 3"):  # hidden files are listed, not warned about
+        data = datasets.load_text_folder(tmp_path)
+    assert data.class_names == ["rec.autos", "sci.space"]
+    assert data.ids == ["rec.autos/38001", "rec.autos/38002.txt", "sci.space/38001", "sci.space/38002.txt"]
+    assert sorted(data.skipped) == ["rec.autos/.DS_Store: hidden file", "rec.autos/dangling: broken link",
+                                    "rec.autos/nested: a folder, not read", "rec.autos/pipe: not a regular file"]
+    narrowed = datasets.load_text_folder(tmp_path, pattern="*.txt")
+    assert narrowed.ids == ["rec.autos/38002.txt", "sci.space/38002.txt"]
+    with pytest.raises(ValueError, match="pattern"):
+        datasets.load_text_folder(tmp_path, pattern="")
+
+
+def test_integer_class_folders_sort_by_value():
+    assert datasets.sort_class_names(["10", "2", "1", "2"]) == ["1", "2", "10"]
+    assert datasets.sort_class_names(["b", "a", "10"]) == ["10", "a", "b"]
+
+
+def test_load_csv_joins_text_columns_and_numbers_integer_labels_as_present(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_text("3,Title one,Body one\n1,Title two,\n4,,Body three\n3,T,B\n")
+    data = datasets.load_csv(path, text_column=[1, 2], label_column=0, has_header=False)
+    assert data.texts == ["Title one\nBody one", "Title two", "Body three", "T\nB"]
+    assert data.class_names == ["1", "3", "4"] and data.labels.tolist() == [1, 0, 2, 1]
+    with pytest.raises(ValueError, match="looks like data.*has_header=False"):
+        datasets.load_csv(path, text_column=[1, 2], label_column=0)
+    named = tmp_path / "named.csv"
+    named.write_text("label,title,body\nsport,a,b\nsport,c,d\ntech,e,f\n")
+    assert datasets.load_csv(named, ["title", "body"], "label").class_names == ["sport", "tech"]
+    headered = tmp_path / "headered.csv"
+    headered.write_text("label,text\n1,a\n2,b\n1,c\n")
+    with pytest.warns(UserWarning, match="looks like a header"):
+        datasets.load_csv(headered, 1, 0, has_header=False)
+    with pytest.raises(ValueError, match="at least one column"):
+        datasets.load_csv(path, [], 0, has_header=False)
+
+
+def _folder_split(root, counts):
+    for label, count in counts.items():
+        (root / label).mkdir(parents=True)
+        for index in range(count):
+            (root / label / f"{index}").write_text(f"{label} text {index}")
+
+
+def test_load_classification_splits_from_own_folders_and_carved_splits(tmp_path):
+    _folder_split(tmp_path / "train", {"a": 20, "b": 10})
+    _folder_split(tmp_path / "test", {"a": 4, "b": 2})
+    _folder_split(tmp_path / "dev", {"a": 3, "b": 3})
+    only_train = datasets.load_classification_splits(tmp_path / "train", seed=42)
+    assert [len(only_train[name]) for name in ("train", "validation", "test")] == [24, 3, 3]
+    carved = datasets.load_classification_splits(tmp_path / "train", test_path=tmp_path / "test", seed=42)
+    assert carved.validation.class_counts() == {"a": 2, "b": 1}  # 10% of each class, stratified
+    assert carved.train.class_counts() == {"a": 18, "b": 9} and carved.test.class_counts() == {"a": 4, "b": 2}
+    assert not set(carved.validation.ids) & set(carved.train.ids)
+    again = datasets.load_classification_splits(tmp_path / "train", test_path=tmp_path / "test", seed=42)
+    assert again.validation.ids == carved.validation.ids
+    other_seed = datasets.load_classification_splits(tmp_path / "train", test_path=tmp_path / "test", seed=7)
+    assert other_seed.validation.ids != carved.validation.ids
+    test_carved = datasets.load_classification_splits(tmp_path / "train", tmp_path / "dev", seed=42)
+    assert len(test_carved.test) == 3 and len(test_carved.validation) == 6
+    given = datasets.load_classification_splits(tmp_path / "train", tmp_path / "dev", tmp_path / "test")
+    assert [len(given[name]) for name in ("train", "validation", "test")] == [30, 6, 6]
+    assert any("carved" in note for note in carved.notes) and not any("carved" in note for note in given.notes)
+
+
+def test_load_classification_splits_unifies_classes_and_names_a_class_missing_from_train(tmp_path):
+    _folder_split(tmp_path / "train", {"a": 10, "b": 10})
+    _folder_split(tmp_path / "test", {"b": 2})
+    splits = datasets.load_classification_splits(tmp_path / "train", test_path=tmp_path / "test")
+    assert splits.class_names == ["a", "b"] and splits.test.labels.tolist() == [1, 1]
+    _folder_split(tmp_path / "test2", {"a": 1, "c": 2})
+    with pytest.raises(ValueError, match=r"\['c'\] have no training example.*test"):
+        datasets.load_classification_splits(tmp_path / "train", test_path=tmp_path / "test2")
+    csv_path = tmp_path / "test.csv"
+    csv_path.write_text("text,label\nsome a,a\n")
+    with pytest.raises(ValueError, match="text_column"):
+        datasets.load_classification_splits(tmp_path / "train", test_path=csv_path)
+    mixed = datasets.load_classification_splits(tmp_path / "train", test_path=csv_path, text_column="text",
+                                                label_column="label")
+    assert mixed.test.labels.tolist() == [0] and mixed.test.texts == ["some a"]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        datasets.load_classification_splits(tmp_path / "absent")
+
+
+def test_stratified_folds_partition_and_balance():
+    labels = [0] * 13 + [1] * 7
+    folds = datasets.stratified_folds(labels, 5, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(20))
+    assert [len(fold) for fold in folds] == [4, 4, 4, 4, 4]
+    for fold in folds:
+        assert np.bincount(np.asarray(labels)[fold], minlength=2).tolist() in ([3, 1], [2, 2])
+    assert [f.tolist() for f in datasets.stratified_folds(labels, 5, seed=0)] == [f.tolist() for f in folds]
+    with pytest.raises(ValueError, match="num_folds"):
+        datasets.stratified_folds(labels, 1, seed=0)
+    train = datasets.LabeledTexts([f"t{i}" for i in range(20)], labels, ["x", "y"])
+    validation = datasets.LabeledTexts(["v0", "v1"], [0, 1], ["x", "y"], ids=["v0", "v1"])
+    parts = datasets.cross_validation_folds(train, validation, 4, seed=1)
+    held_out = [identifier for _, fold in parts for identifier in fold.ids]
+    assert sorted(held_out) == sorted(train.ids + validation.ids)
+    for training_part, fold in parts:
+        assert not set(training_part.ids) & set(fold.ids) and len(training_part) + len(fold) == 22
+    subset = datasets.stratified_subset(train, 10, seed=0)
+    # Each class keeps round(size / n * its count), halves up: 13 / 2 = 6.5 -> 7 and 7 / 2 = 3.5 -> 4.
+    assert subset.class_counts() == {"x": 7, "y": 4} and set(subset.ids) <= set(train.ids)
+    assert datasets.stratified_subset(train, 50, seed=0) is train
+
+
+def test_read_texts_for_prediction(tmp_path):
+    _folder_split(tmp_path / "docs", {"a": 2})
+    (tmp_path / "docs" / "loose").write_text("  loose text ")
+    ids, texts = datasets.read_texts(tmp_path / "docs")
+    assert ids == ["loose", "a/0", "a/1"] and texts[0] == "loose text"
+    (tmp_path / "in.csv").write_text("title,body\nA,b\nC,d\n")
+    assert datasets.read_texts(tmp_path / "in.csv", text_column=["title", "body"]) == (
+        ["line 2", "line 3"], ["A\nb", "C\nd"])
+    with pytest.raises(ValueError, match="text_column"):
+        datasets.read_texts(tmp_path / "in.csv")
+    (tmp_path / "one.txt").write_text("one document")
+    assert datasets.read_texts(tmp_path / "one.txt") == (["one.txt"], ["one document"])
+    assert datasets.read_texts("-", stdin=io.StringIO("first\n\nthird\n")) == (["line 1", "line 3"],
+                                                                                 ["first", "third"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        datasets.read_texts(tmp_path / "absent")
 
 
 def test_split_helper_is_stratified_and_validates_fractions():

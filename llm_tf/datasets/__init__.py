@@ -15,13 +15,25 @@ names the expected files and the variable to set. Importing this package does no
 | `load_multi30k` | `PairSplits` en->de (or de->en) train / validation / test (test2016) |
 | `load_samsum` | `PairSplits` dialogue->summary validation / test |
 | `load_gutenberg` | `GutenbergCorpus` of cleaned `Book`s, split by book |
-| `load_text_folder` | `LabeledTexts` from `<path>/<label>/*.txt` (call `.split(...)`) |
-| `load_csv` | `LabeledTexts` from chosen text / label columns of a CSV or TSV |
+| `load_text_folder` | `LabeledTexts` from `<path>/<label>/<file>` (any file name; call `.split(...)`) |
+| `load_csv` | `LabeledTexts` from chosen text column(s) / label column of a CSV or TSV |
+| `load_classification_splits` | `ClassificationSplits` from a dataset's own train/validation/test folders or CSVs |
 """
 
 from llm_tf.datasets._files import DATA_DIR_ENV, resolve_data_dir
 from llm_tf.datasets.bbc import BBC_CLASS_NAMES, fix_sentence_spacing, load_bbc_news, load_bbc_news_summary
-from llm_tf.datasets.generic import load_csv, load_text_folder
+from llm_tf.datasets.generic import (
+    column_index,
+    cross_validation_folds,
+    load_classification_splits,
+    load_csv,
+    load_labeled,
+    load_text_folder,
+    read_texts,
+    sort_class_names,
+    stratified_folds,
+    stratified_subset,
+)
 from llm_tf.datasets.gutenberg import Book, GutenbergCorpus, load_gutenberg, strip_gutenberg_boilerplate
 from llm_tf.datasets.multi30k import load_multi30k
 from llm_tf.datasets.samsum import load_samsum
@@ -48,16 +60,24 @@ __all__ = [
     "TextPairs",
     "TextSplits",
     "fix_sentence_spacing",
+    "column_index",
+    "cross_validation_folds",
     "load_bbc_news",
     "load_bbc_news_summary",
+    "load_classification_splits",
     "load_csv",
     "load_gutenberg",
+    "load_labeled",
     "load_multi30k",
     "load_samsum",
     "load_sst2",
     "load_text_folder",
     "load_tiny_shakespeare",
+    "read_texts",
     "resolve_data_dir",
+    "sort_class_names",
+    "stratified_folds",
     "stratified_split_indices",
+    "stratified_subset",
     "strip_gutenberg_boilerplate",
 ]

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -303,9 +304,12 @@ def evaluate_splits(model, splits: Mapping[str, EncodedSplit | None], class_name
     return reports, probabilities
 
 
-def write_predictions_csv(path: str, ids: Sequence[str], probabilities: np.ndarray,
-                          class_names: Sequence[str]) -> str:
+def write_predictions_csv(path, ids: Sequence[str], probabilities: np.ndarray, class_names: Sequence[str]):
     """A CSV with columns ``id, predicted, p_<class>...`` (probabilities with 6 decimals).
+
+    Args:
+        path: the file to write, or an open text stream (e.g. ``sys.stdout``).
+        ids, probabilities, class_names: one id and one probability row per text; the class names.
 
     Returns:
         ``path``.
@@ -314,12 +318,19 @@ def write_predictions_csv(path: str, ids: Sequence[str], probabilities: np.ndarr
     if probabilities.shape != (len(ids), len(class_names)):
         raise ValueError(f"`probabilities` must be (len(ids), len(class_names)) = ({len(ids)}, "
                          f"{len(class_names)}); got {probabilities.shape}.")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as file:
+
+    def write(file):
         writer = csv.writer(file)
         writer.writerow(["id", "predicted"] + [f"p_{name}" for name in class_names])
         for identifier, row in zip(ids, probabilities):
             writer.writerow([identifier, class_names[int(row.argmax())]] + [f"{value:.6f}" for value in row])
+
+    if hasattr(path, "write"):
+        write(path)
+        return path
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        write(file)
     return path
 
 
@@ -360,6 +371,8 @@ def run_seed(
         The seed's results (``seed``, ``test``, ``validation``, ``test_accuracy``, ``test_macro_f1``,
         ``train_time_s``, ``status``, ``num_parameters``, ...), as written to ``results.json``.
     """
+    import keras
+
     from llm_tf import training
     from llm_tf.plots import plot_confusion_matrix
 
@@ -372,6 +385,9 @@ def run_seed(
         strategy=strategy, log_every_n_steps=log_every_n_steps, backup_every_n_steps=backup_every_n_steps,
         verbose=verbose, **recipe,
     )
+    if run_dir is not None and os.path.isfile(run_dir.last_model):
+        # Evaluate the checkpoint itself, so that predicting with it later reproduces these figures exactly.
+        model = keras.saving.load_model(run_dir.last_model)
     eval_windows = recipe.get("eval_windows", "first")
     max_sequence_length = recipe.get("max_sequence_length", 256)
     batch_size = recipe.get("batch_size", 32)
@@ -468,13 +484,265 @@ def summary_tables(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]
     return f"{per_run}\n\n{format_table(headers, lines)}{note}"
 
 
+def load_trained_run(run_path: str, member: str | None = None):
+    """A finished classification run's pieces for prediction: config, tokenizer, model and class names.
+
+    Args:
+        run_path: the run directory (``<output-dir>/<experiment>/<timestamp>``).
+        member: ``"seed_<s>"`` or ``"fold_<k>"``; None takes the first seed (or fold 0 of a cross-validation).
+
+    Returns:
+        ``(config dict, tokenizer, model, class_names, member directory)``; the model is the member's
+        evaluated checkpoint (``last.keras``: the weights after the last epoch, averaged with EMA).
+
+    Raises:
+        FileNotFoundError: when the run is incomplete (no final ``results.json``, tokenizer or checkpoint), naming
+            what is missing.
+    """
+    import keras
+
+    import llm_tf.models  # noqa: F401  (registers the model classes for loading)
+    from llm_tf.text import load_tokenizer
+    from llm_tf.training import RunDirectory
+
+    run = RunDirectory(os.fspath(run_path))
+    config = run.read_config()
+    if config is None:
+        raise FileNotFoundError(f"--run-dir {run.path!r} is not a run directory (no config.json).")
+    if member is None:
+        member = "fold_0" if config.get("folds") else f"seed_{config['seeds'][0]}"
+    seed_dir = RunDirectory(run.file(member))
+    needed = [run.results_json, run.file(os.path.join("tokenizer", "vocab.txt")), seed_dir.results_json,
+              seed_dir.last_model]
+    missing = [os.path.relpath(path, run.path) for path in needed if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(
+            f"the run directory {run.path!r} is incomplete: {', '.join(missing)} missing. Finish the run first "
+            "(rerunning its command resumes it) or pass a finished run."
+        )
+    with open(seed_dir.results_json, encoding="utf-8") as file:
+        class_names = json.load(file)["test"]["class_names"]
+    tokenizer = load_tokenizer(run.file("tokenizer"))
+    return config, tokenizer, keras.saving.load_model(seed_dir.last_model), class_names, seed_dir.path
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The experiment configuration.
+
+GENERIC_DATA_FORMATS = ("folder", "csv")
+
+
+@dataclasses.dataclass
+class ClassificationConfig:
+    """Everything that defines one classification run (saved as ``config.json``; JSON round-trip).
+
+    An experiment script holds presets of this class and overrides them with its flags
+    (``llm_tf.tasks.cli.add_classification_arguments``); the recipe fields (:data:`RECIPE_ARGUMENTS`) are
+    documented in :func:`train_classifier`.
+
+    Args:
+        preset: the preset these values started from.
+        data_format: ``"folder"`` or ``"csv"`` (a user's data, ``llm_tf.datasets.load_classification_splits``),
+            or the name of a dataset the script loads itself (e.g. ``"bbc"``).
+        data_dir: the data directory of a named dataset (None: the loaders' default).
+        data_path: the training folder / CSV (alone: split 80/10/10 by ``split_seed``).
+        validation_path, test_path: a dataset's own validation / test folder or CSV (see
+            ``load_classification_splits`` for what is carved from train when one is missing).
+        text_column: the CSV text column(s), names or 0-based indices written as digits; a list is joined.
+        label_column: the CSV label column.
+        has_header: the CSV files start with a header row.
+        file_pattern: the file-name glob within class folders (default every file).
+        split_seed: seed of the stratified splits and folds (42: the project's documented BBC News split).
+        validation_fraction, test_fraction: fractions of each class for the carved splits.
+        max_train_examples: keep a seeded stratified subset of this many training examples (None: all).
+        vocabulary_size, lower_case: the WordPiece vocabulary learned on the training split.
+        seeds: the training seeds, one run each (mean ± std reported).
+        folds: None, or K >= 2 for stratified K-fold cross-validation over train + validation (one model per
+            fold, first seed; the test split stays untouched and evaluates every fold's model).
+        deterministic: TensorFlow op determinism (bit-exact reruns; Keras then runs without XLA).
+        baseline, baseline_c: also fit the TF-IDF + LinearSVC baseline, with this C.
+        strategy, num_cpu_devices, precision: as ``llm_tf.training.setup_training``.
+    """
+
+    preset: str = "full"
+    data_format: str = "folder"
+    data_dir: str | None = None
+    data_path: str | None = None
+    validation_path: str | None = None
+    test_path: str | None = None
+    text_column: str | list[str] | None = None
+    label_column: str | None = None
+    has_header: bool = True
+    file_pattern: str = "*"
+    split_seed: int = 42
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_train_examples: int | None = None
+    vocabulary_size: int = 8000
+    lower_case: bool = True
+    max_sequence_length: int = 256
+    hidden_dim: int = 128
+    num_layers: int = 2
+    num_heads: int = 2
+    intermediate_dim: int = 512
+    dropout: float = 0.1
+    attention_dropout: float | None = None
+    classifier_dropout: float = 0.1
+    pooling: str = "mean"
+    batch_size: int = 32
+    epochs: int = 8
+    learning_rate: float = 1e-3
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.0
+    token_mask_rate: float = 0.0
+    ema_momentum: float | None = None
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0, 1, 2])
+    folds: int | None = None
+    train_windows: str = "first"
+    eval_windows: str = "first"
+    jit_compile: bool | str = "auto"
+    deterministic: bool = False
+    baseline: bool = True
+    baseline_c: float = 1.0
+    strategy: str = "auto"
+    num_cpu_devices: int | None = None
+    precision: str = "float32"
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raises ``ValueError`` naming the field, its value and what was expected."""
+        from llm_tf.tasks.cli import resolve_seeds
+
+        generic = self.data_format in GENERIC_DATA_FORMATS
+        if not isinstance(self.data_format, str) or not self.data_format:
+            raise ValueError(f"`data_format` must be 'folder', 'csv' or a dataset name; got {self.data_format!r}.")
+        if generic and not self.data_path:
+            raise ValueError(f"data_format={self.data_format!r} needs `data_path` (--data-path / --train-path): the "
+                             f"training {'folder of <label>/<file> files' if self.data_format == 'folder' else 'CSV'}.")
+        if not generic and any(getattr(self, name) is not None for name in ("data_path", "validation_path",
+                                                                            "test_path")):
+            raise ValueError(f"`data_path`/`validation_path`/`test_path` apply to data_format 'folder' or 'csv'; got "
+                             f"data_path={self.data_path!r} with data_format={self.data_format!r} (use --data-dir).")
+        if self.data_format == "csv" and (self.text_column is None or self.label_column is None):
+            raise ValueError("data_format='csv' needs `text_column` and `label_column` (--text-column, --label-column);"
+                             f" got text_column={self.text_column!r}, label_column={self.label_column!r}.")
+        if self.data_format == "folder" and (self.text_column is not None or self.label_column is not None):
+            raise ValueError("`text_column`/`label_column` only apply to CSV data; got data_format='folder'.")
+        for name in ("vocabulary_size", "max_sequence_length", "hidden_dim", "num_layers", "num_heads",
+                     "intermediate_dim", "batch_size", "epochs"):
+            _check_number(self, name, int, 1)
+        if self.max_sequence_length < 3:
+            raise ValueError("`max_sequence_length` must leave room for [CLS], [SEP] and a token (>= 3); got "
+                             f"max_sequence_length={self.max_sequence_length}.")
+        for name in ("max_train_examples", "num_cpu_devices"):
+            if getattr(self, name) is not None:
+                _check_number(self, name, int, 1)
+        if self.folds is not None:
+            _check_number(self, "folds", int, 2)
+        optional = tuple(name for name in ("attention_dropout", "ema_momentum") if getattr(self, name) is not None)
+        for name in ("dropout", "classifier_dropout", "warmup_fraction", "label_smoothing", "token_mask_rate",
+                     "validation_fraction", "test_fraction") + optional:
+            _check_number(self, name, float, 0.0, 1.0)
+        for name in ("learning_rate", "baseline_c"):
+            _check_number(self, name, float, 0.0, strict=True)
+        _check_number(self, "weight_decay", float, 0.0)
+        for name, choices in (("train_windows", TRAIN_WINDOWS), ("eval_windows", EVAL_WINDOWS),
+                              ("pooling", POOLINGS), ("jit_compile", (True, False, "auto"))):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"`{name}` must be one of {choices}; got {name}={getattr(self, name)!r}.")
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(f"`hidden_dim` must be divisible by `num_heads`; got hidden_dim={self.hidden_dim}, "
+                             f"num_heads={self.num_heads}.")
+        self.seeds = resolve_seeds(None, list(self.seeds), None, default=[])
+
+    def recipe(self) -> dict[str, Any]:
+        """The :data:`RECIPE_ARGUMENTS` as keyword arguments for :func:`train_classifier` / :func:`run_seed`."""
+        return {name: getattr(self, name) for name in RECIPE_ARGUMENTS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain JSON-serializable dict."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """The config as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]):
+        """Rebuild from :meth:`to_dict` output (or a saved ``config.json``); unknown fields are errors."""
+        from llm_tf.tasks.cli import config_from_dict
+
+        return config_from_dict(cls, values)
+
+    @classmethod
+    def from_json(cls, text: str):
+        """Rebuild from :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+
+def _check_number(config, name: str, kind: type, low: float, high: float | None = None, strict: bool = False):
+    value = getattr(config, name)
+    types = int if kind is int else int | float
+    bad = isinstance(value, bool) or not isinstance(value, types)
+    bad = bad or (value <= low if strict else value < low) or (high is not None and value >= high)
+    if bad:
+        what = {(int, 1): "a positive integer", (int, 2): "an integer >= 2"}.get((kind, low))
+        if what is None:
+            what = f"a number in [{low}, {high})" if high is not None else f"a number {'>' if strict else '>='} {low}"
+        raise ValueError(f"`{name}` must be {what}; got {name}={value!r}.")
+
+
+def load_splits(config: ClassificationConfig):
+    """The train / validation / test splits of a ``"folder"`` / ``"csv"`` config (training subset applied).
+
+    Returns:
+        ``(splits, description)``.
+
+    Raises:
+        FileNotFoundError: when the data is missing; ValueError: for empty splits, one class, bad columns.
+    """
+    from llm_tf.datasets import load_classification_splits
+
+    splits = load_classification_splits(
+        config.data_path, config.validation_path, config.test_path, text_column=config.text_column,
+        label_column=config.label_column, has_header=config.has_header, file_pattern=config.file_pattern,
+        validation_fraction=config.validation_fraction, test_fraction=config.test_fraction, seed=config.split_seed,
+    )
+    paths = [path for path in (config.data_path, config.validation_path, config.test_path) if path]
+    return splits, f"{config.data_format} {', '.join(paths)}"
+
+
+def prepare_splits(splits, description: str, max_train_examples: int | None, seed: int):
+    """Apply the training subset and check the splits: train and test non-empty, at least two classes."""
+    from llm_tf.datasets import stratified_subset
+
+    if max_train_examples is not None:
+        splits.train = stratified_subset(splits.train, max_train_examples, seed)
+    for name in ("train", "test"):
+        split = getattr(splits, name)
+        if split is None or len(split) == 0:
+            raise ValueError(f"the {name} split is empty ({description}); expected at least one example per split: "
+                             "give more data or larger fractions.")
+    if splits.num_classes < 2:
+        raise ValueError(f"the data has {splits.num_classes} class(es) {splits.class_names}; expected at least 2.")
+    return splits
+
+
 __all__ = [
+    "GENERIC_DATA_FORMATS",
     "POOLINGS",
+    "ClassificationConfig",
     "RECIPE_ARGUMENTS",
     "TEST_PREDICTIONS_CSV",
     "classification_report_present",
     "encode_split",
     "evaluate_splits",
+    "load_splits",
+    "load_trained_run",
+    "prepare_splits",
     "examples_dataset",
     "mask_tokens",
     "predict_probabilities",

@@ -297,10 +297,135 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([line(headers), rule] + [line(row) for row in cells])
 
 
+# ------------------------------------------------------------------------------------------------------------
+# Classification experiments (llm_tf.tasks.classification.ClassificationConfig).
+
+
+def add_classification_arguments(parser: argparse.ArgumentParser, data_formats: Sequence[str]) -> argparse.ArgumentParser:
+    """Add the data, recipe, seed / fold and baseline flags of a classification experiment.
+
+    Every flag defaults to None (= the preset's value); :func:`classification_config` applies them.
+
+    Args:
+        parser: a parser already given to :func:`add_common_arguments`.
+        data_formats: the accepted ``--data-format`` values: named datasets the script loads, plus
+            ``"folder"`` and ``"csv"``.
+
+    Returns:
+        The same parser.
+    """
+    from llm_tf.tasks.classification import POOLINGS
+    from llm_tf.tasks.windows import EVAL_WINDOWS, TRAIN_WINDOWS
+
+    parser.set_defaults(seed=None)  # --seed not given: the preset's seeds apply
+    data = parser.add_argument_group("data (your own: --train-path, optionally --validation-path / --test-path)")
+    data.add_argument("--data-format", choices=list(data_formats), default=None,
+                      help="a named dataset, folder (<label>/<file>) or csv (default: the preset's; inferred from "
+                      "--train-path)")
+    data.add_argument("--data-path", "--train-path", dest="data_path", default=None,
+                      help="training folder or CSV; alone it is split 80/10/10 (seeded, stratified)")
+    data.add_argument("--validation-path", default=None, help="the dataset's own validation folder or CSV")
+    data.add_argument("--test-path", default=None,
+                      help="the dataset's own test folder or CSV (with only train and test, validation is carved "
+                      "from train: 10%% of each class, seeded)")
+    data.add_argument("--text-column", action="append", default=None,
+                      help="CSV text column (name or 0-based index); repeat to join several, e.g. title and body")
+    data.add_argument("--label-column", default=None, help="CSV label column (name or 0-based index)")
+    data.add_argument("--no-header", dest="has_header", action="store_false", default=None,
+                      help="the CSV files have no header row (give columns by index)")
+    data.add_argument("--file-pattern", default=None, help="only read class-folder files matching this glob "
+                      "(default: every regular, non-hidden file)")
+    data.add_argument("--split-seed", type=int, default=None, help="seed of the stratified splits and folds (42)")
+    data.add_argument("--max-train-examples", type=int, default=None,
+                      help="train on a stratified subset of this many examples")
+    model = parser.add_argument_group("model and optimization (default: the preset's value)")
+    for flag, kind in (("vocabulary-size", int), ("max-sequence-length", int), ("hidden-dim", int),
+                       ("num-layers", int), ("num-heads", int), ("intermediate-dim", int), ("dropout", float),
+                       ("classifier-dropout", float), ("batch-size", int), ("epochs", int),
+                       ("learning-rate", float), ("warmup-fraction", float), ("weight-decay", float),
+                       ("label-smoothing", float)):
+        model.add_argument(f"--{flag}", type=kind, default=None)
+    model.add_argument("--pooling", choices=POOLINGS, default=None)
+    model.add_argument("--token-mask-rate", type=float, default=None,
+                       help="augmentation: replace this fraction of training tokens by [MASK] each epoch")
+    model.add_argument("--ema-momentum", type=float, default=None,
+                       help="evaluate an exponential moving average of the weights (e.g. 0.99)")
+    model.add_argument("--train-windows", choices=TRAIN_WINDOWS, default=None,
+                       help="first: each document's first tokens; head_tail: its first and last ones; "
+                       "random: a random window per epoch")
+    model.add_argument("--eval-windows", choices=EVAL_WINDOWS, default=None,
+                       help="first / head_tail: as for training; all: average over windows covering each document")
+    model.add_argument("--jit-compile", choices=("auto", "true", "false"), default=None,
+                       help="XLA for the train/eval steps (auto: on GPU/TPU only)")
+    model.add_argument("--deterministic", action="store_true", default=None,
+                       help="enable TensorFlow op determinism (bit-exact reruns; Keras then runs without XLA)")
+    runs = parser.add_argument_group("seeds, cross-validation and baseline")
+    runs.add_argument("--seeds", type=int, nargs="+", default=None,
+                      help="training seeds, one run each; mean ± std and a 95%% interval are reported")
+    runs.add_argument("--num-seeds", type=int, default=None, help="run seeds --seed .. --seed+N-1")
+    runs.add_argument("--folds", type=int, default=None,
+                      help="stratified K-fold cross-validation over train + validation (test untouched)")
+    runs.add_argument("--no-baseline", dest="baseline", action="store_false", default=None,
+                      help="skip the TF-IDF + LinearSVC baseline")
+    return parser
+
+
+def classification_config(values: Mapping[str, Any], preset: Any, named_formats: Collection[str] = ()) -> Any:
+    """The preset with every classification flag the user gave applied (see :func:`add_classification_arguments`).
+
+    Args:
+        values: the parsed flags as a dict (``vars(args)``).
+        preset: the preset, a ``ClassificationConfig`` (or a dataclass with its fields).
+        named_formats: the data formats that are datasets read from ``--data-dir`` (e.g. ``["bbc"]``).
+
+    Returns:
+        A validated config of the preset's class.
+
+    Raises:
+        ValueError: for conflicting flags (``--seeds`` with ``--num-seeds``, ``--data-dir`` with a path).
+    """
+    values = dict(values)
+    seeds = None
+    if any(values.get(name) is not None for name in ("seed", "seeds", "num_seeds")):
+        seeds = resolve_seeds(values.get("seed"), values.get("seeds"), values.get("num_seeds"), preset.seeds)
+    special = {"seeds", "data_dir", "data_path", "validation_path", "test_path", "jit_compile", "text_column",
+               "preset", "strategy", "num_cpu_devices", "precision"}
+    overrides = flag_overrides(values, type(preset), skip=special)
+    overrides.update(seeds=seeds, strategy=values.get("strategy"), num_cpu_devices=values.get("num_cpu_devices"),
+                     precision=values.get("precision"))
+    if values.get("jit_compile") is not None:
+        overrides["jit_compile"] = {"auto": "auto", "true": True, "false": False}[values["jit_compile"]]
+    columns = values.get("text_column")
+    if columns is not None:
+        overrides["text_column"] = columns[0] if len(columns) == 1 else list(columns)
+    paths = {name: values.get(name) for name in ("data_path", "validation_path", "test_path")}
+    data_format = values.get("data_format")
+    if data_format is None and paths["data_path"] is not None:
+        data_format = overrides["data_format"] = "folder" if os.path.isdir(paths["data_path"]) else "csv"
+    data_format = data_format or preset.data_format
+    if data_format in named_formats:
+        overrides["data_dir"] = default_data_dir(values.get("data_dir"))
+    elif values.get("data_dir") is not None:
+        raise ValueError(f"--data-dir applies to --data-format {'/'.join(named_formats) or '(a named dataset)'}; got "
+                         f"--data-dir {values['data_dir']!r} with --data-format {data_format} (use --train-path).")
+    else:
+        overrides["data_dir"] = None
+    for name, path in paths.items():
+        if path is not None:
+            overrides[name] = os.path.abspath(path)
+    config = apply_overrides(preset, overrides)
+    if data_format not in named_formats and preset.data_format in named_formats:
+        config.data_dir = None
+    config.validate()
+    return config
+
+
 __all__ = [
     "REPO_ROOT",
+    "add_classification_arguments",
     "add_common_arguments",
     "apply_overrides",
+    "classification_config",
     "config_from_dict",
     "default_data_dir",
     "flag_overrides",

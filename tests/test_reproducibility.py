@@ -170,6 +170,9 @@ def test_news_smoke_repeats_exactly_and_resumes_exactly_after_sigkill(tmp_path, 
     runs = [path for path in (tmp_path / "resumed" / "news_classification").iterdir() if path.is_dir()]
     assert len(runs) == 1, "the second command must continue the interrupted run, not start another"
     assert runs[0] in backup.parents
+    # It continued from the backup (after 5 of the epoch's 12 steps), not from scratch.
+    (seed_results,) = (tmp_path / "resumed").rglob("seed_0/results.json")
+    assert json.loads(seed_results.read_text())["resumed_from"]["global_step"] == 5
     assert _news_metrics(tmp_path / "resumed") == first
 
 
@@ -233,6 +236,9 @@ def test_gpt_smoke_resumed_after_sigkill_equals_an_uninterrupted_run(tmp_path, s
     _run_experiment(command, tmp_path / "resumed")
     (run,) = [path for path in (tmp_path / "resumed" / "gpt_shakespeare").iterdir() if path.is_dir()]
     assert run in backup.parents
+    # It continued from the backup (after 10 of the epoch's 20 steps), not from scratch.
+    assert _run_metrics(tmp_path / "resumed")["resumed_from"]["global_step"] == 10
+    assert _run_metrics(tmp_path / "uninterrupted")["resumed_from"] is None
     uninterrupted, resumed = _lm_metrics(tmp_path / "uninterrupted"), _lm_metrics(tmp_path / "resumed")
     assert len(uninterrupted["evaluations"]) == 3
     assert resumed == uninterrupted

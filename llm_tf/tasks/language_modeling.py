@@ -83,7 +83,7 @@ class LMWindowSampler:
 
     Attributes:
         stream: the packed int32 ids. document_bounds: ``(num_documents, 2)`` start and end of each
-        document's span in ``stream`` (separator included). num_starts: the number of valid windows starts.
+        document's span in ``stream`` (separator included). num_starts: the number of valid window starts.
 
     Example:
         >>> sampler = LMWindowSampler([[1, 2, 3, 4], [5, 6, 7]], block_size=2, within_documents=True)

@@ -9,7 +9,8 @@ The main job of the project (``make run``). The seed article's steps, each a lib
 2. Fine-tune: a BERT-style ``TextClassifier`` trained from scratch with ``model.fit`` per seed
    (``classification.run_seed``), in ``seed_<s>/`` run directories that resume after a crash.
 3. Evaluate: test accuracy, macro-F1 (over the classes present in the split), per-class F1 and confusion
-   matrices, mean ± std and a 95% t-interval over seeds, against TF-IDF + LinearSVC on the same split.
+   matrices, mean ± std and a 95% t-interval over seeds, against TF-IDF + LinearSVC fit on the same training
+   split.
    ``--folds K``: stratified K-fold cross-validation over train + validation pooled (the vocabulary is learned
    on that pool; one model per fold with the first seed; the test split is never used for training or
    selection and evaluates every fold's model).
@@ -199,8 +200,9 @@ def run_experiment(args: argparse.Namespace, started: float) -> dict[str, Any]:
         cross_validation = {"folds": config.folds, "pooled": "train + validation", "test": "untouched",
                             "held_out_accuracy": runs.summarize_values(held_out),
                             "held_out_macro_f1": runs.summarize_values([m["validation"]["macro_f1"] for m in members])}
-        metrics.update(cv_accuracy_mean=cross_validation["held_out_accuracy"]["mean"],
-                       cv_accuracy_std=cross_validation["held_out_accuracy"]["std"])
+        cv = cross_validation["held_out_accuracy"]
+        metrics.update(cv_accuracy_mean=cv["mean"], cv_accuracy_std=cv["std"],
+                       cv_accuracy_ci95=[cv["ci95_low"], cv["ci95_high"]])
     if baseline is not None:
         metrics.update(baseline_test_accuracy=baseline["test"]["accuracy"],
                        baseline_test_macro_f1=baseline["test"]["macro_f1"])

@@ -222,6 +222,11 @@ def test_five_fold_cross_validation_on_the_smoke_preset(shared_data_dir, tmp_pat
     assert test_mean == pytest.approx(np.mean([fold["test"]["accuracy"] for fold in folds]))
     assert results["tokenizer"]["learned_on"] == "train + validation"
     assert "Transformer (5 folds)" in printed and " fold |" in printed
+    # predict uses fold 0's model by default and reproduces its test predictions.
+    output = experiment.main(["predict", "--run-dir", run_dir, "--output", str(tmp_path / "fold0.csv")])
+    with open(output, encoding="utf-8") as produced, open(os.path.join(run_dir, "fold_0", "test_predictions.csv"),
+                                                          encoding="utf-8") as expected:
+        assert produced.read() == expected.read()
     # Fold directories resume like seeds: a rerun of an interrupted run reuses every finished fold.
     os.remove(os.path.join(run_dir, "results.json"))
     capsys.readouterr()
@@ -354,6 +359,7 @@ def test_headerless_csv_with_integer_labels_and_title_body_columns(tmp_path, cap
         "line 1", "line 2"]
 
 
+@pytest.mark.slow
 def test_a_class_without_training_examples_is_an_error_naming_it(tmp_path):
     _write_newsgroup_folders(tmp_path)
     (tmp_path / "test" / "talk.politics").mkdir()
@@ -363,6 +369,7 @@ def test_a_class_without_training_examples_is_an_error_naming_it(tmp_path):
                                 "--output-dir", str(tmp_path / "runs")])
 
 
+@pytest.mark.slow
 def test_missing_or_too_small_data_and_incomplete_runs_raise_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="path"):
         experiment.main(["--data-format", "folder", "--data-path", str(tmp_path / "absent"),
@@ -374,7 +381,18 @@ def test_missing_or_too_small_data_and_incomplete_runs_raise_clear_errors(tmp_pa
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         experiment.main(["predict", "--run-dir", str(tmp_path / "folder")])
     # The run above stopped before training: config.json and the tokenizer only.
-    run_dir = os.path.join(tmp_path, "runs", "news_classification", os.listdir(tmp_path / "runs" /
-                                                                               "news_classification")[0])
+    parent = tmp_path / "runs" / "news_classification"
+    run_dir = next(str(path) for path in parent.iterdir() if (path / "tokenizer").is_dir())
     with pytest.raises(FileNotFoundError, match="incomplete: results.json, seed_0/results.json, seed_0/last.keras"):
         experiment.main(["predict", "--run-dir", run_dir])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", [["experiments/news_classification.py"], ["-m", "experiments.news_classification"]])
+def test_script_runs_as_a_file_and_as_a_module(form, repo_root):
+    import subprocess
+
+    completed = subprocess.run([sys.executable, *form, "--help"], cwd=repo_root, capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "--train-path" in completed.stdout and "--folds" in completed.stdout

@@ -72,3 +72,50 @@ def test_print_config(capsys):
     cli.print_config(Demo(epochs=2), title="demo")
     out = capsys.readouterr().out
     assert out.startswith("demo:\n") and '"epochs": 2' in out
+
+
+def _classification_parser():
+    parser = cli.add_common_arguments(argparse.ArgumentParser(), ["full"])
+    return cli.add_classification_arguments(parser, data_formats=["bbc", "folder", "csv"])
+
+
+def test_classification_flags_override_the_preset_and_infer_the_data_format(tmp_path):
+    from llm_tf.tasks.classification import ClassificationConfig
+
+    preset = ClassificationConfig(preset="full", data_format="bbc", seeds=[0, 1, 2])
+    parser = _classification_parser()
+
+    def config(*flags):
+        return cli.classification_config(vars(parser.parse_args(list(flags))), preset, named_formats=["bbc"])
+
+    assert config().data_format == "bbc" and config().seeds == [0, 1, 2]
+    assert config("--seed", "4", "--num-seeds", "2", "--epochs", "3").seeds == [4, 5]
+    (tmp_path / "train").mkdir()
+    folder = config("--train-path", str(tmp_path / "train"), "--file-pattern", "*.txt", "--folds", "3")
+    assert (folder.data_format, folder.data_path, folder.file_pattern, folder.folds) == (
+        "folder", str(tmp_path / "train"), "*.txt", 3)
+    table = config("--train-path", "t.csv", "--text-column", "title", "--text-column", "body", "--label-column",
+                   "topic", "--no-header", "--jit-compile", "true")
+    assert (table.data_format, table.text_column, table.has_header, table.jit_compile) == (
+        "csv", ["title", "body"], False, True)
+    assert table.data_dir is None
+    with pytest.raises(ValueError, match="--data-dir"):
+        config("--train-path", str(tmp_path / "train"), "--data-dir", "/data")
+    with pytest.raises(ValueError, match="label_column"):
+        config("--train-path", "t.csv", "--text-column", "body")
+    with pytest.raises(ValueError, match="num-seeds"):
+        config("--seeds", "1", "--num-seeds", "2")
+
+
+def test_experiment_config_base_round_trips_and_rejects_unknown_fields():
+    from llm_tf.tasks.classification import ClassificationConfig
+
+    config = ClassificationConfig(data_format="bbc", folds=5, text_column=None)
+    assert ClassificationConfig.from_json(config.to_json()) == config
+    assert config.recipe()["max_sequence_length"] == 256 and "seeds" not in config.recipe()
+    with pytest.raises(ValueError, match="unknown ClassificationConfig field"):
+        ClassificationConfig.from_dict({**config.to_dict(), "no_such": 1})
+    with pytest.raises(ValueError, match="folds"):
+        ClassificationConfig(data_format="bbc", folds=1)
+    with pytest.raises(ValueError, match="data_path"):
+        ClassificationConfig(data_format="folder")

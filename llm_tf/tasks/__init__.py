@@ -16,6 +16,6 @@ plain arguments (never an ``argparse.Namespace``), so that a second dataset of t
 - :mod:`llm_tf.tasks.language_modeling`, :mod:`llm_tf.tasks.seq2seq`, :mod:`llm_tf.tasks.summarization`: the
   other tasks' pieces.
 
-Submodules are imported on use (``from llm_tf.tasks import classification``), so importing the package
-loads neither TensorFlow nor scikit-learn.
+Submodules are imported on use (``from llm_tf.tasks import classification``): importing the package itself
+loads nothing; TensorFlow and scikit-learn are imported by the functions that need them.
 """

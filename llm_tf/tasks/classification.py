@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from llm_tf.tasks.cli import ExperimentConfig
 from llm_tf.tasks.runs import confidence_interval, format_mean_std, mean_and_std
 from llm_tf.tasks.windows import (
     EVAL_WINDOWS,
@@ -533,7 +534,7 @@ GENERIC_DATA_FORMATS = ("folder", "csv")
 
 
 @dataclasses.dataclass
-class ClassificationConfig:
+class ClassificationConfig(ExperimentConfig):
     """Everything that defines one classification run (saved as ``config.json``; JSON round-trip).
 
     An experiment script holds presets of this class and overrides them with its flags
@@ -609,9 +610,6 @@ class ClassificationConfig:
     num_cpu_devices: int | None = None
     precision: str = "float32"
 
-    def __post_init__(self):
-        self.validate()
-
     def validate(self) -> None:
         """Check every field; raises ``ValueError`` naming the field, its value and what was expected."""
         from llm_tf.tasks.cli import resolve_seeds
@@ -661,26 +659,6 @@ class ClassificationConfig:
     def recipe(self) -> dict[str, Any]:
         """The :data:`RECIPE_ARGUMENTS` as keyword arguments for :func:`train_classifier` / :func:`run_seed`."""
         return {name: getattr(self, name) for name in RECIPE_ARGUMENTS}
-
-    def to_dict(self) -> dict[str, Any]:
-        """The config as a plain JSON-serializable dict."""
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        """The config as a JSON string."""
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]):
-        """Rebuild from :meth:`to_dict` output (or a saved ``config.json``); unknown fields are errors."""
-        from llm_tf.tasks.cli import config_from_dict
-
-        return config_from_dict(cls, values)
-
-    @classmethod
-    def from_json(cls, text: str):
-        """Rebuild from :meth:`to_json` output."""
-        return cls.from_dict(json.loads(text))
 
 
 def _check_number(config, name: str, kind: type, low: float, high: float | None = None, strict: bool = False):

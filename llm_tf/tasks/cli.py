@@ -188,6 +188,44 @@ def config_from_dict(cls: type, values: Mapping[str, Any]) -> Any:
     return cls(**dict(values))
 
 
+class ExperimentConfig:
+    """Base for an experiment's config dataclass: validated on creation, JSON round-trip, rebuilt from a saved dict.
+
+    Subclasses are ``@dataclasses.dataclass`` classes that override :meth:`validate`.
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class Demo(ExperimentConfig):
+        ...     epochs: int = 8
+        >>> Demo.from_json(Demo(epochs=2).to_json())
+        Demo(epochs=2)
+    """
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field; raise ``ValueError`` naming the field, its value and what was expected."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain JSON-serializable dict."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """The config as a JSON string (sorted keys)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]):
+        """Rebuild from :meth:`to_dict` output (or a saved ``config.json``); unknown fields are errors."""
+        return config_from_dict(cls, values)
+
+    @classmethod
+    def from_json(cls, text: str):
+        """Rebuild from :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+
 def print_config(config: Any, title: str = "config") -> None:
     """Print a config (dataclass or dict) as indented JSON under a title line.
 
@@ -422,6 +460,7 @@ def classification_config(values: Mapping[str, Any], preset: Any, named_formats:
 
 __all__ = [
     "REPO_ROOT",
+    "ExperimentConfig",
     "add_classification_arguments",
     "add_common_arguments",
     "apply_overrides",

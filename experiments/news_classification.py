@@ -169,6 +169,9 @@ def run_experiment(args: argparse.Namespace, started: float) -> dict[str, Any]:
     print(f"data: {description}; {sizes}; {splits.num_classes} classes {splits.class_names}", flush=True)
     for name in splits.split_names:
         print(f"  {name}: {splits[name].class_counts()}", flush=True)
+    for label, entries in (("notes", splits.notes), ("left out", splits.skipped)):
+        if entries:
+            print(f"  {label}: {'; '.join(entries[:10])}{' ...' if len(entries) > 10 else ''}", flush=True)
     tokenizer_started = time.time()
     tokenizer = tokenizer_for(run, splits.train.texts + (splits.validation.texts if config.folds else []), config)
     lengths = classification.encode_split(tokenizer, splits.train).lengths

@@ -314,6 +314,7 @@ def test_own_train_and_test_folders_with_extensionless_files(tmp_path, capsys):
     assert "  train: {'comp.graphics': 11, 'rec.autos': 11, 'sci.space': 11}" in printed
     assert set(results["data"]["skipped"]) == {"rec.autos/.DS_Store: hidden file",
                                                "rec.autos/attachments: a folder, not read"}
+    assert re.search(r"  left out: rec.autos/(.DS_Store: hidden file|attachments: a folder, not read); ", printed)
     report = results["transformer"]["per_seed"][0]["test"]
     _assert_report_is_consistent(report, 12, class_names)
     assert _printed_float(r"macro-F1\s+\|\s+(\d\.\d{4})", printed) == round(report["macro_f1"], 4)

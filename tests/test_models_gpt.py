@@ -226,10 +226,10 @@ def test_generation_traces_once_per_shape(model, prompts):
     model.generate((prompts + 1) % VOCABULARY, max_new_tokens=NEW_TOKENS)
     model.generate(prompts[::-1].copy(), max_new_tokens=NEW_TOKENS)
     assert model.generate_trace_count == count
-    model.generate(prompts, max_new_tokens=NEW_TOKENS, strategy="top_k", top_k=3, seed=1)
+    model.generate(prompts, max_new_tokens=NEW_TOKENS, sampler="top_k", top_k=3, seed=1)
     count = model.generate_trace_count
     model.generate(
-        prompts, max_new_tokens=NEW_TOKENS, strategy="top_k", top_k=3, seed=2
+        prompts, max_new_tokens=NEW_TOKENS, sampler="top_k", top_k=3, seed=2
     )  # a new seed is a value
     assert model.generate_trace_count == count
     model.generate(prompts[:2], max_new_tokens=NEW_TOKENS)  # a new batch size is a new shape
@@ -238,12 +238,12 @@ def test_generation_traces_once_per_shape(model, prompts):
 
 def test_beam_search_with_one_beam_equals_greedy(model, prompts):
     greedy = model.generate(prompts, max_new_tokens=NEW_TOKENS)
-    np.testing.assert_array_equal(model.generate(prompts, NEW_TOKENS, strategy="beam", num_beams=1), greedy)
+    np.testing.assert_array_equal(model.generate(prompts, NEW_TOKENS, sampler="beam", num_beams=1), greedy)
 
 
 def test_full_width_beam_search_is_exact(model, prompts):
     """With as many beams as tokens, two steps of beam search find the best of all V² continuations."""
-    beam = model.generate(prompts[:1], 2, strategy="beam", num_beams=VOCABULARY, length_penalty=0.0)
+    beam = model.generate(prompts[:1], 2, sampler="beam", num_beams=VOCABULARY, length_penalty=0.0)
     first, second = np.meshgrid(np.arange(VOCABULARY), np.arange(VOCABULARY), indexing="ij")
     candidates = np.concatenate(
         [np.repeat(prompts[:1], VOCABULARY**2, axis=0), first.reshape(-1, 1), second.reshape(-1, 1)], axis=1
@@ -253,20 +253,20 @@ def test_full_width_beam_search_is_exact(model, prompts):
 
 
 def test_sampling_is_reproducible_and_seed_dependent(model, prompts):
-    for strategy in ("temperature", "top_k", "top_p"):
-        kwargs = dict(strategy=strategy, temperature=2.0, top_k=10, top_p=0.95)
+    for sampler in ("temperature", "top_k", "top_p"):
+        kwargs = dict(sampler=sampler, temperature=2.0, top_k=10, top_p=0.95)
         first = model.generate(prompts, NEW_TOKENS, seed=7, **kwargs)
         np.testing.assert_array_equal(first, model.generate(prompts, NEW_TOKENS, seed=7, **kwargs))
-        assert not np.array_equal(first, model.generate(prompts, NEW_TOKENS, seed=8, **kwargs)), strategy
+        assert not np.array_equal(first, model.generate(prompts, NEW_TOKENS, seed=8, **kwargs)), sampler
 
 
 def test_degenerate_samplers_equal_greedy(model, prompts):
     greedy = model.generate(prompts, NEW_TOKENS)
     np.testing.assert_array_equal(
-        model.generate(prompts, NEW_TOKENS, strategy="top_k", top_k=1, seed=3), greedy
+        model.generate(prompts, NEW_TOKENS, sampler="top_k", top_k=1, seed=3), greedy
     )
     np.testing.assert_array_equal(
-        model.generate(prompts, NEW_TOKENS, strategy="top_p", top_p=1e-6, seed=3), greedy
+        model.generate(prompts, NEW_TOKENS, sampler="top_p", top_p=1e-6, seed=3), greedy
     )
 
 
@@ -275,7 +275,7 @@ def test_top_k_samples_stay_in_the_top_k(model, prompts):
     top3 = np.argsort(logits, axis=-1)[:, -3:]
     firsts = np.stack(
         [
-            model.generate(prompts, 1, strategy="top_k", top_k=3, temperature=5.0, seed=s)[:, -1]
+            model.generate(prompts, 1, sampler="top_k", top_k=3, temperature=5.0, seed=s)[:, -1]
             for s in range(12)
         ]
     )
@@ -312,7 +312,7 @@ def test_stop_tokens_end_rows_with_padding(model, prompts):
         end = 6 + (hits[0] + 1 if hits.size else NEW_TOKENS)
         np.testing.assert_array_equal(stopped[row, :end], greedy[row, :end])
         assert np.all(stopped[row, end:] == 0)
-    beam = model.generate(prompts, NEW_TOKENS, strategy="beam", num_beams=2, stop_token_ids=stop)
+    beam = model.generate(prompts, NEW_TOKENS, sampler="beam", num_beams=2, stop_token_ids=stop)
     for row in range(3):
         hits = np.flatnonzero(beam[row, 6:] == stop)
         if hits.size:
@@ -326,18 +326,18 @@ def test_generate_rejects_bad_arguments(model, prompts):
         model.generate(np.ones((1, 30), "int32"), 20)
     for top_p in (0.0, 1.5, -0.1):
         with pytest.raises(ValueError, match=rf"`top_p` must be a number in \(0, 1\]; got top_p={top_p}"):
-            model.generate(prompts, 2, strategy="top_p", top_p=top_p)
+            model.generate(prompts, 2, sampler="top_p", top_p=top_p)
     for temperature in (0.0, -1.0):
         with pytest.raises(ValueError, match=r"`temperature` must be a number > 0"):
-            model.generate(prompts, 2, strategy="temperature", temperature=temperature)
+            model.generate(prompts, 2, sampler="temperature", temperature=temperature)
     with pytest.raises(ValueError, match=r"`top_k` must be an integer >= 1; got top_k=0"):
-        model.generate(prompts, 2, strategy="top_k", top_k=0)
+        model.generate(prompts, 2, sampler="top_k", top_k=0)
     with pytest.raises(ValueError, match=r"vocabulary_size=31.*token id 99"):
         model.generate(np.array([[1, 99]]), 2)
     with pytest.raises(ValueError, match=r"stop_token_ids.*token id 31"):
         model.generate(prompts, 2, stop_token_ids=[31])
-    with pytest.raises(ValueError, match=r"`strategy` must be one of"):
-        model.generate(prompts, 2, strategy="nucleus")
+    with pytest.raises(ValueError, match=r"`sampler` must be one of"):
+        model.generate(prompts, 2, sampler="nucleus")
     with pytest.raises(ValueError, match=r"max_new_tokens"):
         model.generate(prompts, 0)
     with pytest.raises(ValueError, match=r"padding between real tokens"):

@@ -185,8 +185,8 @@ def test_separate_target_length_with_learned_positions():
         model(_inputs([[5] * 11], [[2]]))
     with pytest.raises(ValueError, match="has 13 tokens, more than max_target_sequence_length=12"):
         model(_inputs([[5, 3]], [[2] * 13]))
-    with pytest.raises(ValueError, match="at most max_target_sequence_length=12; got max_length=13"):
-        model.generate([[5, 3]], max_length=13)
+    with pytest.raises(ValueError, match="at most max_target_sequence_length=12; got max_new_tokens=13"):
+        model.generate([[5, 3]], max_new_tokens=13)
 
 
 def test_padding_and_future_tokens_do_not_leak():
@@ -223,7 +223,7 @@ def test_overfits_a_fixed_batch(trained):
 def test_cached_greedy_equals_uncached_recompute_and_memorized_targets(trained):
     model, _ = trained
     inputs, labels, *_ = reversal_batch()
-    cached = model.generate(inputs["encoder_token_ids"], max_length=TARGET_LENGTH)
+    cached = model.generate(inputs["encoder_token_ids"], max_new_tokens=TARGET_LENGTH)
     uncached = uncached_greedy(model, inputs["encoder_token_ids"], TARGET_LENGTH)
     np.testing.assert_array_equal(cached, uncached)
     np.testing.assert_array_equal(cached, labels)  # reversed source + end, padded with pad_id
@@ -233,13 +233,15 @@ def test_beam_search_with_one_beam_equals_greedy(trained):
     model, _ = trained
     inputs, *_ = reversal_batch()
     source, mask = inputs["encoder_token_ids"], inputs["encoder_padding_mask"]
-    # generate() takes the greedy loop for num_beams=1; run the beam-search loop itself with one beam.
     scores_by_alpha = {}
     for alpha in (0.0, 1.0, 2.5):
         greedy_ids, greedy_scores = model.generate(
-            source, max_length=TARGET_LENGTH, length_penalty=alpha, return_scores=True
+            source, max_new_tokens=TARGET_LENGTH, length_penalty=alpha, return_scores=True
         )
-        beam_ids, beam_scores = model._search("beam", source, mask, TARGET_LENGTH, 1, alpha)
+        beam_ids, beam_scores = model.generate(
+            source, TARGET_LENGTH, sampler="beam", num_beams=1, length_penalty=alpha, return_scores=True,
+            encoder_padding_mask=mask,
+        )
         np.testing.assert_array_equal(np.asarray(beam_ids), greedy_ids)
         np.testing.assert_allclose(np.asarray(beam_scores), greedy_scores, rtol=1e-5)
         scores_by_alpha[alpha] = greedy_scores
@@ -278,7 +280,7 @@ def test_beam_search_finds_the_best_hypothesis_when_the_beam_covers_all():
     for alpha in (0.0, 1.0, 3.0):
         scores = log_probabilities / ((5 + lengths) / 6) ** alpha
         ids, beam_scores = model.generate(
-            source, max_length=steps, num_beams=21, length_penalty=alpha, return_scores=True
+            source, max_new_tokens=steps, sampler="beam", num_beams=21, length_penalty=alpha, return_scores=True
         )
         for b in range(len(source)):
             best = int(np.argmax(scores[b]))
@@ -293,8 +295,8 @@ def test_generate_accepts_ragged_lists_and_input_dicts_greedy_and_beam(trained):
     model, _ = trained
     inputs, labels, _, sources = reversal_batch()
     ragged = [source + [END] for source in sources]  # unequal lengths, right-padded by generate
-    np.testing.assert_array_equal(model.generate(ragged, max_length=TARGET_LENGTH), labels)
-    np.testing.assert_array_equal(model.generate(inputs, max_length=TARGET_LENGTH, num_beams=4), labels)
+    np.testing.assert_array_equal(model.generate(ragged, max_new_tokens=TARGET_LENGTH), labels)
+    np.testing.assert_array_equal(model.generate(inputs, max_new_tokens=TARGET_LENGTH, sampler="beam", num_beams=4), labels)
 
 
 @pytest.mark.slow
@@ -374,8 +376,9 @@ def test_call_rejects_bad_inputs(untrained, inputs, message):
     [
         ({"num_beams": 0}, "num_beams=0"),
         ({"num_beams": 2.0}, "num_beams=2.0"),
-        ({"max_length": 11}, r"at most max_sequence_length=10; got max_length=11"),
-        ({"max_length": 0}, "max_length=0"),
+        ({"max_new_tokens": 11}, r"at most max_sequence_length=10; got max_new_tokens=11"),
+        ({"max_new_tokens": 0}, "max_new_tokens=0"),
+        ({"sampler": "nucleus"}, "`sampler` must be one of"),
         ({"length_penalty": -1.0}, "length_penalty=-1.0"),
         ({"encoder_token_ids": [[5, 99, 3]]}, r"holds token id 99, outside the vocabulary \[0, 24\)"),
         ({"encoder_token_ids": [[5] * 12]}, "has 12 tokens, more than max_sequence_length=10"),
@@ -389,3 +392,17 @@ def test_generate_rejects_bad_arguments(untrained, arguments, message):
     arguments = {"encoder_token_ids": [[5, 6, 3]], **arguments}
     with pytest.raises(ValueError, match=message):
         untrained.generate(**arguments)
+
+
+def test_generation_traces_once_per_shape_and_samples_reproducibly(untrained):
+    source = np.array([[5, 6, 7, 3], [8, 9, 3, 0]], "int32")
+    untrained.generate(source, 4)
+    count = untrained.generate_trace_count
+    untrained.generate((source + 1) % 20, 4)  # new values, same shapes: no new trace
+    assert untrained.generate_trace_count == count
+    first = untrained.generate(source, 4, sampler="top_k", top_k=5, temperature=3.0, seed=1)
+    assert untrained.generate_trace_count == count + 1
+    np.testing.assert_array_equal(first, untrained.generate(source, 4, sampler="top_k", top_k=5, temperature=3.0, seed=1))
+    draws = {untrained.generate(source, 4, sampler="temperature", temperature=5.0, seed=s).tobytes() for s in range(6)}
+    assert len(draws) > 1, "different seeds should give different samples"
+    assert np.all(first[:, 0] != PAD)  # padding is never generated

@@ -21,9 +21,7 @@ from keras import ops
 
 from llm_tf.layers import TokenAndPositionEmbedding, TransformerDecoderBlock, sinusoidal_position_encoding
 from llm_tf.layers.feed_forward import ACTIVATIONS
-
-SAMPLERS = ("greedy", "temperature", "top_k", "top_p", "beam")
-
+from llm_tf.models import generation
 
 # ------------------------------------------------------------------------------------------------------
 # Configuration and presets
@@ -211,23 +209,6 @@ GPT_PRESETS = {
 # ------------------------------------------------------------------------------------------------------
 
 
-def _compile(function):
-    """Compile ``function`` with XLA: ``tf.function(jit_compile=True)`` on TensorFlow, ``jax.jit`` on JAX.
-
-    The function retraces only for new input shapes (its tensor arguments), never for new values.
-    """
-    backend = keras.config.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(function, jit_compile=True)
-    if backend == "jax":
-        import jax
-
-        return jax.jit(function)
-    return function
-
-
 def _is_concrete(tensor):
     """Whether ``tensor`` holds values we can inspect now (eager), rather than a symbolic/traced one."""
     if isinstance(tensor, np.ndarray | list | tuple):
@@ -376,8 +357,7 @@ class GPT(keras.Model):
                 name="lm_head",
             )
         )
-        self.generate_trace_count = 0
-        self._generate_functions = {}
+        self._generation_loops = generation.CompiledLoops()
         self._score_function = None
         # Build every weight now, so a fresh model (and one rebuilt by `from_config`) is complete.
         self.build((None, None))
@@ -487,26 +467,30 @@ class GPT(keras.Model):
 
     # ---- generation -------------------------------------------------------------------------------
 
+    @property
+    def generate_trace_count(self):
+        """How many times a generation loop was traced (compiled); one per new shape or sampler setting."""
+        return self._generation_loops.trace_count
+
     def generate(
         self,
         prompt_ids,
         max_new_tokens,
-        strategy="greedy",
+        sampler="greedy",
         temperature=1.0,
         top_k=None,
         top_p=None,
         num_beams=4,
         length_penalty=1.0,
-        seed=None,
         stop_token_ids=None,
+        seed=None,
         padding_mask=None,
-        sampler=None,
     ):
         """Continue each prompt by ``max_new_tokens`` tokens with a key/value cache.
 
         The whole prompt is run in one pass (prefill) that fills the per-block caches and scores
-        only its last position; then a compiled while-loop emits one token per step, each step
-        reading every weight once. The loop is compiled with XLA once per (batch size, total length
+        only its last position; then a compiled while-loop (:mod:`llm_tf.models.generation`) emits one
+        token per step. The loop is compiled with XLA once per (batch size, total length
         ``prompt_length + max_new_tokens``, sampler settings): calling again with the same shapes and
         settings does not trace again (see :attr:`generate_trace_count`).
 
@@ -519,21 +503,19 @@ class GPT(keras.Model):
             prompt_ids: int ``(batch, prompt_length)`` or ``(prompt_length,)`` array, a list of
                 lists of ids (ragged allowed), or a dict with ``"token_ids"`` and ``"padding_mask"``.
             max_new_tokens: number of tokens to add (positive int).
-            strategy: ``"greedy"`` (argmax), ``"temperature"`` (sample ``softmax(logits / T)``),
-                ``"top_k"`` (sample among the ``top_k`` most likely), ``"top_p"`` (nucleus: sample
-                among the most likely tokens whose probability sums to ``top_p``) or ``"beam"``.
-            temperature: softmax temperature (> 0) of the sampling strategies.
+            sampler: ``"greedy"``, ``"temperature"``, ``"top_k"``, ``"top_p"`` or ``"beam"`` (see
+                :mod:`llm_tf.models.generation`).
+            temperature: softmax temperature (> 0) of the sampling samplers.
             top_k: number of candidates for ``"top_k"`` (default 50, at most the vocabulary size).
             top_p: probability mass for ``"top_p"`` in (0, 1] (default 0.9).
             num_beams: beams for ``"beam"`` (1 reproduces greedy decoding).
-            length_penalty: beam scores are divided by ``generated_length ** length_penalty``
-                when the best beam is picked (0 = raw log-probability).
-            seed: integer seed of the sampling strategies; the random draw of step ``s`` depends only
-                on ``(seed, s, row)``, so a seed reproduces a sample exactly. ``None`` draws one.
+            length_penalty: exponent ``alpha >= 0`` of the GNMT length penalty of beam search
+                (``score = log P / ((5 + length) / 6) ** alpha``; 0 = raw log-probability).
             stop_token_ids: an id or ids that end a sequence; the stop token is kept, later
                 positions of that row are padding (0), and the loop ends once every row stopped.
+            seed: integer seed of the sampling samplers; the random draw of step ``s`` depends only
+                on ``(seed, s, row)``, so a seed reproduces a sample exactly. ``None`` draws one.
             padding_mask: ``(batch, prompt_length)``, True for real prompt tokens (contiguous).
-            sampler: alias of ``strategy``.
 
         Returns:
             int32 numpy array ``(batch, prompt_length + max_new_tokens)``: the (left-padded) prompt
@@ -542,89 +524,34 @@ class GPT(keras.Model):
         Example:
 
         >>> model = GPT(GPTConfig.from_preset("tiny", vocabulary_size=100, max_sequence_length=32))
-        >>> model.generate([[5, 6, 7], [8, 9]], max_new_tokens=3, strategy="top_k", top_k=5, seed=1).shape
+        >>> model.generate([[5, 6, 7], [8, 9]], max_new_tokens=3, sampler="top_k", top_k=5, seed=1).shape
         (2, 6)
         """
-        if sampler is not None:
-            if strategy not in ("greedy", sampler):
-                raise ValueError(
-                    f"`sampler` is an alias of `strategy`; got strategy={strategy!r}, sampler={sampler!r}."
-                )
-            strategy = sampler
-        settings = self._generation_settings(
-            strategy, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids
+        settings = generation.generation_settings(
+            sampler, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids,
+            self.config.vocabulary_size,
         )
         token_ids, prompt_mask = self._prepare_prompts(prompt_ids, padding_mask)
-        if (
-            isinstance(max_new_tokens, bool)
-            or not isinstance(max_new_tokens, int | np.integer)
-            or max_new_tokens < 1
-        ):
-            raise ValueError(
-                f"`max_new_tokens` must be a positive integer; got max_new_tokens={max_new_tokens!r}."
-            )
         prompt_length = token_ids.shape[1]
-        total_length = prompt_length + int(max_new_tokens)
-        if total_length > self.config.max_sequence_length:
-            raise ValueError(
-                f"prompt too long: prompt_length={prompt_length} + max_new_tokens={max_new_tokens} = "
-                f"{total_length} exceeds the model's max_sequence_length={self.config.max_sequence_length}."
-            )
-        if seed is None:
-            seed = int(np.random.default_rng().integers(0, 2**32))
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-            raise ValueError(f"`seed` must be an integer or None; got seed={seed!r}.")
-        key = settings + (total_length,)
-        if key not in self._generate_functions:
-            self._generate_functions[key] = _compile(
-                lambda ids, mask, seed_value: self._generate_graph(
-                    ids, mask, seed_value, total_length, settings
+        if generation._is_int(max_new_tokens) and max_new_tokens > 0:
+            if prompt_length + max_new_tokens > self.config.max_sequence_length:
+                raise ValueError(
+                    f"prompt too long: prompt_length={prompt_length} + max_new_tokens={max_new_tokens} = "
+                    f"{prompt_length + max_new_tokens} exceeds the model's max_sequence_length="
+                    f"{self.config.max_sequence_length}."
                 )
-            )
-        seed_value = np.asarray(int(seed) % 2**32, dtype="uint32")
-        output = self._generate_functions[key](token_ids, prompt_mask, seed_value)
+        max_new_tokens = generation.check_max_new_tokens(
+            max_new_tokens, self.config.max_sequence_length, "max_sequence_length"
+        )
+        total_length = prompt_length + max_new_tokens
+        output = self._generation_loops(
+            settings + (total_length,),
+            lambda: lambda ids, mask, seed: self._generate_graph(ids, mask, seed, total_length, settings),
+            token_ids,
+            prompt_mask,
+            generation.check_seed(seed),
+        )
         return np.asarray(ops.convert_to_numpy(output), dtype="int32")
-
-    def _generation_settings(
-        self, strategy, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids
-    ):
-        """Validate the sampler arguments; returns the hashable settings tuple that keys the compiled loops."""
-        if strategy not in SAMPLERS:
-            raise ValueError(f"`strategy` must be one of {list(SAMPLERS)}; got strategy={strategy!r}.")
-        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not temperature > 0:
-            raise ValueError(f"`temperature` must be a number > 0; got temperature={temperature!r}.")
-        vocabulary_size = self.config.vocabulary_size
-        if top_k is not None and (
-            isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1
-        ):
-            raise ValueError(f"`top_k` must be an integer >= 1; got top_k={top_k!r}.")
-        if top_k is not None and top_k > vocabulary_size:
-            raise ValueError(f"`top_k` must be at most vocabulary_size={vocabulary_size}; got top_k={top_k}.")
-        if top_p is not None and (
-            isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0.0 < top_p <= 1.0
-        ):
-            raise ValueError(f"`top_p` must be a number in (0, 1]; got top_p={top_p!r}.")
-        if isinstance(num_beams, bool) or not isinstance(num_beams, int | np.integer) or num_beams < 1:
-            raise ValueError(f"`num_beams` must be an integer >= 1; got num_beams={num_beams!r}.")
-        if strategy == "beam" and num_beams > vocabulary_size:
-            raise ValueError(
-                f"`num_beams` must be at most vocabulary_size={vocabulary_size}; got {num_beams}."
-            )
-        if isinstance(length_penalty, bool) or not isinstance(length_penalty, int | float):
-            raise ValueError(f"`length_penalty` must be a number; got length_penalty={length_penalty!r}.")
-        if stop_token_ids is None:
-            stop_token_ids = ()
-        elif isinstance(stop_token_ids, int | np.integer):
-            stop_token_ids = (int(stop_token_ids),)
-        stop_token_ids = tuple(sorted({int(t) for t in stop_token_ids}))
-        _check_token_ids(np.asarray(stop_token_ids, dtype="int64"), vocabulary_size, "stop_token_ids")
-        # Only the settings the chosen strategy uses enter the key, so unused ones never cause a retrace.
-        temperature = None if strategy in ("greedy", "beam") else float(temperature)
-        top_k = (50 if top_k is None else min(int(top_k), vocabulary_size)) if strategy == "top_k" else None
-        top_p = (0.9 if top_p is None else float(top_p)) if strategy == "top_p" else None
-        beams = int(num_beams) if strategy == "beam" else None
-        length_penalty = float(length_penalty) if strategy == "beam" else None
-        return (strategy, temperature, top_k, top_p, beams, length_penalty, stop_token_ids)
 
     def _prepare_prompts(self, prompt_ids, padding_mask):
         """Prompts as a left-padded int32 ``(batch, length)`` array plus its bool mask (checked eagerly)."""
@@ -828,134 +755,37 @@ class GPT(keras.Model):
         return hidden, keys, values
 
     def _generate_graph(self, token_ids, prompt_mask, seed, total_length, settings):
-        """The traced body of :meth:`generate` (compiled by ``_compile``)."""
-        self.generate_trace_count += 1
-        strategy, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids = settings
-        if strategy == "beam":
-            return self._beam_search(
-                token_ids, prompt_mask, total_length, num_beams, length_penalty, stop_token_ids
-            )
+        """The traced body of :meth:`generate`: prefill, then :func:`generation.decode` over cached steps."""
         batch_size, prompt_length = token_ids.shape
-        stop_ids = ops.convert_to_tensor(np.asarray(stop_token_ids, dtype="int32").reshape(-1))
-
-        def select(logits, step):
-            return _select_tokens(logits, strategy, temperature, top_k, top_p, seed, step)
-
-        def is_stop(tokens):
-            if not stop_token_ids:
-                return ops.zeros(ops.shape(tokens), dtype="bool")
-            return ops.any(ops.equal(tokens[:, None], stop_ids[None, :]), axis=1)
-
         logits, caches, key_mask, lengths = self._prefill(token_ids, prompt_mask, total_length)
         weights = self._decode_weights()
-        token = select(logits, 0)
-        output = ops.concatenate(
-            [token_ids, ops.zeros((batch_size, total_length - prompt_length), dtype="int32")], axis=1
-        )
-        output = ops.slice_update(output, [0, prompt_length], token[:, None])
-        finished = is_stop(token)
-
-        def condition(step, token, caches, output, finished):
-            return ops.logical_and(step < total_length - prompt_length, ops.logical_not(ops.all(finished)))
-
-        def body(step, token, caches, output, finished):
-            # `token` (generated at step - 1) sits at position lengths + step - 1 and cache slot prompt_length + step - 1.
-            logits, caches = self._decode_step(
-                token, lengths + step - 1, caches, key_mask, prompt_length + step - 1, weights
-            )
-            new_token = ops.where(finished, ops.zeros_like(token), select(logits, step))
-            output = ops.slice_update(output, [0, prompt_length + step], new_token[:, None])
-            return step + 1, new_token, caches, output, ops.logical_or(finished, is_stop(new_token))
-
-        state = (ops.convert_to_tensor(1, dtype="int32"), token, caches, output, finished)
-        return ops.while_loop(condition, body, state)[3]
-
-    def _beam_search(self, token_ids, prompt_mask, total_length, num_beams, length_penalty, stop_token_ids):
-        """Beam search; finished beams stay in the beam with a frozen score (they only extend with padding)."""
-        batch_size, prompt_length = token_ids.shape
-        vocabulary_size = self.config.vocabulary_size
-        flat_size = batch_size * num_beams
-        stop_ids = ops.convert_to_tensor(np.asarray(stop_token_ids, dtype="int32").reshape(-1))
-
-        def is_stop(tokens):
-            if not stop_token_ids:
-                return ops.zeros(ops.shape(tokens), dtype="bool")
-            return ops.any(ops.equal(tokens[..., None], stop_ids), axis=-1)
-
-        logits, caches, key_mask, lengths = self._prefill(token_ids, prompt_mask, total_length)
-        weights = self._decode_weights()
-        # The first step picks the `num_beams` best distinct first tokens of each row.
-        scores, tokens = ops.top_k(ops.log_softmax(logits, axis=-1), num_beams)
-        tokens = ops.cast(tokens, "int32")
         num_heads = self.config.num_heads
 
-        def reorder(cache, rows):
+        def reorder(caches, rows):
             # Caches hold (rows·heads, ...): gather whole rows, keeping each row's heads together.
-            shape = ops.shape(cache)
-            per_row = ops.reshape(cache, (shape[0] // num_heads, num_heads) + tuple(shape[1:]))
-            return ops.reshape(ops.take(per_row, rows, axis=0), (-1,) + tuple(shape[1:]))
+            def take(cache):
+                shape = ops.shape(cache)
+                per_row = ops.reshape(cache, (shape[0] // num_heads, num_heads) + tuple(shape[1:]))
+                return ops.reshape(ops.take(per_row, rows, axis=0), (-1,) + tuple(shape[1:]))
 
-        first_rows = ops.repeat(ops.arange(batch_size, dtype="int32"), num_beams)
-        caches = [(reorder(keys, first_rows), reorder(values, first_rows)) for keys, values in caches]
-        key_mask = ops.repeat(key_mask, num_beams, axis=0)
-        lengths = ops.repeat(lengths, num_beams, axis=0)
-        sequences = ops.concatenate(
-            [token_ids, ops.zeros((batch_size, total_length - prompt_length), dtype="int32")], axis=1
+            return [(take(keys), take(values)) for keys, values in caches]
+
+        if settings[0] == "beam":  # one row per beam, each a copy of its prompt's
+            rows = ops.repeat(ops.arange(batch_size, dtype="int32"), settings[4])
+            caches = reorder(caches, rows)
+            logits, key_mask, lengths = (ops.take(t, rows, axis=0) for t in (logits, key_mask, lengths))
+
+        def step(tokens, index, caches):
+            # The token generated at step index - 1 sits at position lengths + index - 1, cache slot
+            # prompt_length + index - 1.
+            return self._decode_step(
+                tokens, lengths + index - 1, caches, key_mask, prompt_length + index - 1, weights
+            )
+
+        new_tokens, _ = generation.decode(
+            step, reorder, logits, caches, batch_size, total_length - prompt_length, settings, seed
         )
-        sequences = ops.repeat(sequences[:, None, :], num_beams, axis=1)
-        sequences = ops.slice_update(sequences, [0, 0, prompt_length], tokens[:, :, None])
-        finished = is_stop(tokens)
-        generated = ops.ones((batch_size, num_beams), dtype="float32")
-        # A finished beam may only continue with padding, at no cost, so its score stays fixed.
-        padding_only = ops.where(ops.arange(vocabulary_size) == 0, 0.0, -1e9)
-        row_offsets = ops.arange(batch_size, dtype="int32")[:, None] * num_beams
-
-        def condition(step, tokens, caches, sequences, scores, finished, generated):
-            return ops.logical_and(step < total_length - prompt_length, ops.logical_not(ops.all(finished)))
-
-        def body(step, tokens, caches, sequences, scores, finished, generated):
-            logits, caches = self._decode_step(
-                ops.reshape(tokens, (flat_size,)),
-                lengths + step - 1,
-                caches,
-                key_mask,
-                prompt_length + step - 1,
-                weights,
-            )
-            log_probs = ops.reshape(
-                ops.log_softmax(logits, axis=-1), (batch_size, num_beams, vocabulary_size)
-            )
-            log_probs = ops.where(finished[:, :, None], padding_only[None, None, :], log_probs)
-            candidates = ops.reshape(
-                scores[:, :, None] + log_probs, (batch_size, num_beams * vocabulary_size)
-            )
-            scores, best = ops.top_k(candidates, num_beams)
-            best = ops.cast(best, "int32")
-            parent = best // vocabulary_size
-            new_tokens = best % vocabulary_size
-            sequences = ops.take_along_axis(sequences, parent[:, :, None], axis=1)
-            finished = ops.take_along_axis(finished, parent, axis=1)
-            generated = ops.take_along_axis(generated, parent, axis=1)
-            rows = ops.reshape(row_offsets + parent, (flat_size,))
-            caches = [(reorder(keys, rows), reorder(values, rows)) for keys, values in caches]
-            generated = generated + ops.cast(ops.logical_not(finished), "float32")
-            sequences = ops.slice_update(sequences, [0, 0, prompt_length + step], new_tokens[:, :, None])
-            finished = ops.logical_or(finished, is_stop(new_tokens))
-            return step + 1, new_tokens, caches, sequences, scores, finished, generated
-
-        state = (
-            ops.convert_to_tensor(1, dtype="int32"),
-            tokens,
-            caches,
-            sequences,
-            scores,
-            finished,
-            generated,
-        )
-        _, _, _, sequences, scores, _, generated = ops.while_loop(condition, body, state)
-        normalized = scores / ops.power(generated, length_penalty)
-        best_beam = ops.argmax(normalized, axis=1)
-        return ops.take_along_axis(sequences, ops.cast(best_beam, "int32")[:, None, None], axis=1)[:, 0, :]
+        return ops.concatenate([token_ids, new_tokens], axis=1)
 
     # ---- scoring ----------------------------------------------------------------------------------
 
@@ -998,7 +828,7 @@ class GPT(keras.Model):
         if mask.shape != token_ids.shape:
             raise ValueError(f"`padding_mask` must have shape {token_ids.shape}; got {mask.shape}.")
         if self._score_function is None:
-            self._score_function = _compile(self._score_graph)
+            self._score_function = generation.compile_once(self._score_graph)
         log_probs = np.asarray(self._score_function(token_ids.astype("int32"), mask))
         target_mask = mask[:, 1:] & mask[:, :-1]
         log_probs = np.where(target_mask, log_probs, 0.0)
@@ -1013,51 +843,3 @@ class GPT(keras.Model):
         log_probs = ops.log_softmax(logits, axis=-1)
         return ops.take_along_axis(log_probs, token_ids[:, 1:, None], axis=-1)[:, :, 0]
 
-
-def _row_uniforms(seed, step, batch_size):
-    """One uniform number in (0, 1) per row, a pure function of ``(seed, step, row)``.
-
-    A counter-based integer hash (two rounds of the "lowbias32" mixer) in uint32 arithmetic, so the
-    draw is stateless and identical inside and outside compiled code on every backend.
-    """
-
-    def mix(x):
-        x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
-        x = ops.multiply(x, np.uint32(0x7FEB352D))
-        x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(15)))
-        x = ops.multiply(x, np.uint32(0x846CA68B))
-        return ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
-
-    rows = ops.cast(ops.arange(batch_size, dtype="int32"), "uint32")
-    x = mix(ops.cast(seed, "uint32") + ops.multiply(ops.cast(step, "uint32"), np.uint32(0x9E3779B9)))
-    x = mix(ops.bitwise_xor(x, ops.multiply(rows + np.uint32(1), np.uint32(0x85EBCA6B))))
-    # The top 24 bits give an exact float32 in [0, 1); the half step keeps it strictly inside (0, 1).
-    return (ops.cast(ops.right_shift(x, np.uint32(8)), "float32") + 0.5) / 16777216.0
-
-
-def _sample_from(probabilities, uniforms):
-    """Inverse-CDF sampling: the first index whose cumulative probability reaches ``u · total``."""
-    cumulative = ops.cumsum(probabilities, axis=-1)
-    threshold = uniforms[:, None] * cumulative[:, -1:]
-    index = ops.sum(ops.cast(cumulative < threshold, "int32"), axis=-1)
-    return ops.minimum(index, ops.shape(probabilities)[-1] - 1)
-
-
-def _select_tokens(logits, strategy, temperature, top_k, top_p, seed, step):
-    """Next token per row from float32 ``logits`` ``(batch, V)`` for the non-beam strategies."""
-    if strategy == "greedy" or (strategy == "top_k" and top_k == 1):
-        return ops.cast(ops.argmax(logits, axis=-1), "int32")
-    logits = logits / temperature
-    uniforms = _row_uniforms(seed, step, ops.shape(logits)[0])
-    if strategy == "temperature":
-        return _sample_from(ops.softmax(logits, axis=-1), uniforms)
-    if strategy == "top_k":
-        values, indices = ops.top_k(logits, top_k)
-    else:  # top_p: sort, keep the smallest prefix whose mass reaches top_p (always at least one token)
-        values, indices = ops.top_k(logits, ops.shape(logits)[-1])
-    probabilities = ops.softmax(values, axis=-1)
-    if strategy == "top_p":
-        mass_before = ops.cumsum(probabilities, axis=-1) - probabilities
-        probabilities = ops.where(mass_before < top_p, probabilities, ops.zeros_like(probabilities))
-    choice = _sample_from(probabilities, uniforms)
-    return ops.cast(ops.take_along_axis(indices, choice[:, None], axis=-1)[:, 0], "int32")

@@ -22,6 +22,7 @@ from keras import ops
 
 from llm_tf.layers import TokenAndPositionEmbedding, TransformerDecoderBlock, TransformerEncoderBlock
 from llm_tf.layers.feed_forward import ACTIVATIONS
+from llm_tf.models import generation
 
 # Sizes only; the vocabulary comes from the tokenizer, so it is always passed by the caller.
 SEQ2SEQ_PRESETS = {
@@ -41,8 +42,6 @@ SEQ2SEQ_PRESETS = {
 }
 
 _POSITIONS = ("sinusoidal", "learned")
-# A finite "minus infinity" for beam scores: -inf would turn `-inf - -inf` into NaN.
-_NEGATIVE_INFINITY = -1e9
 # generate() pads source lengths up to a multiple of this, so it compiles once per bucket, not per length.
 _SOURCE_LENGTH_BUCKET = 16
 
@@ -250,37 +249,6 @@ def _check_token_ids(name, token_ids, vocabulary_size, max_length, length_name):
             raise ValueError(f"`{name}` holds token id {bad}, outside the vocabulary [0, {vocabulary_size}).")
 
 
-def length_penalty_factor(length, alpha):
-    """GNMT length penalty ``lp(len) = ((5 + len) / 6) ** alpha`` (Wu et al., 2016).
-
-    A hypothesis' score is ``log P(y | x) / lp(len(y))``: ``alpha = 0`` ranks by plain log-probability,
-    larger ``alpha`` favours longer outputs.
-
-    Args:
-        length: int tensor of hypothesis lengths, counting generated tokens including the end token.
-        alpha: the exponent (``length_penalty`` of :meth:`Seq2SeqTransformer.generate`), ≥ 0.
-
-    Returns:
-        float32 tensor of ``length``'s shape.
-
-    Example:
-
-    >>> float(length_penalty_factor(7, 1.0))
-    2.0
-    """
-    return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, alpha)
-
-
-# ---- Backend-specific compilation: the only place in this file that names a backend. ------------------
-def _compile_generation_loop(function):
-    """Compiles a generation function once per input shapes: XLA on TensorFlow, eager elsewhere."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(function, jit_compile=True)
-    return function
-
-
 @keras.saving.register_keras_serializable(package="llm_tf")
 class Seq2SeqTransformer(keras.Model):
     """Encoder–decoder Transformer for translation and summarization.
@@ -405,7 +373,7 @@ class Seq2SeqTransformer(keras.Model):
                 dtype=self.dtype_policy,
                 name="output_projection",
             )
-        self._generation_functions = {}
+        self._generation_loops = generation.CompiledLoops()
         self.build()
 
     def build(self, input_shape=None):
@@ -607,98 +575,112 @@ class Seq2SeqTransformer(keras.Model):
             mask = np.pad(mask, ((0, 0), (0, extra)), constant_values=False)
         return values.astype("int32"), mask
 
+    @property
+    def generate_trace_count(self):
+        """How many times a generation loop was traced (compiled); one per new shape or sampler setting."""
+        return self._generation_loops.trace_count
+
     def generate(
         self,
         encoder_token_ids,
-        encoder_padding_mask=None,
-        max_length=None,
-        num_beams=1,
+        max_new_tokens=None,
+        sampler="greedy",
+        temperature=1.0,
+        top_k=None,
+        top_p=None,
+        num_beams=4,
         length_penalty=1.0,
+        stop_token_ids=None,
+        seed=None,
+        encoder_padding_mask=None,
         return_scores=False,
     ):
-        """Generates target token ids for a batch of sources, greedily or with beam search.
+        """Generates target token ids for a batch of sources (greedy, sampled or beam search).
 
-        Decoding starts from ``config.start_id`` and stops at ``config.end_id`` or after ``max_length``
-        tokens; ``pad_id`` is never generated, so in the output it only follows the end token. Each step runs only the newest token through the decoder: the self-attention keys and
-        values of earlier tokens sit in per-layer caches, and the cross-attention keys and values are
-        projected once from the encoder output. The whole loop is compiled (XLA on TensorFlow) once per
-        batch size, ``max_length``, ``num_beams`` and source length rounded up to a multiple of 16 (the
-        source is padded, masked, to that length); later calls with those shapes reuse it, so keep the
-        batch size fixed when generating over a dataset.
+        Decoding starts from ``config.start_id`` and stops at ``config.end_id`` (and any
+        ``stop_token_ids``) or after ``max_new_tokens`` tokens; ``pad_id`` is never generated, so in the
+        output it only follows the end token. Each step runs only the newest token through the decoder:
+        the self-attention keys and values of earlier tokens sit in per-layer caches, and the
+        cross-attention keys and values are projected once from the encoder output. The loop
+        (:mod:`llm_tf.models.generation`, shared with :class:`~llm_tf.models.GPT`) is compiled (XLA on
+        TensorFlow) once per batch size, ``max_new_tokens``, sampler settings and source length rounded up
+        to a multiple of 16 (the source is padded, masked, to that length); keep the batch size fixed when
+        generating over a dataset.
 
-        Beam search keeps ``num_beams`` hypotheses per source, ranked at every step by the GNMT score
-        ``log P(y | x) / lp(len(y))`` with ``lp(len) = ((5 + len) / 6) ** length_penalty`` (``len``
-        counts generated tokens including the end token; ``length_penalty=0`` ranks by plain
-        log-probability, larger values favour longer outputs). A finished hypothesis stays in the beam
-        with its score until better ones push it out; the best hypothesis at the end is returned.
-        ``num_beams=1`` is exactly greedy decoding.
+        Scores are ``log P(y | x) / lp(len(y))`` with the GNMT penalty ``lp(n) = ((5 + n) / 6) **
+        length_penalty`` (``n`` counts generated tokens including the end token); beam search ranks its
+        hypotheses by this score at every step. ``sampler="beam"`` with ``num_beams=1`` is exactly greedy.
 
         Args:
             encoder_token_ids: int ``(batch, source)`` (numpy, eager tensor, list of lists, which may
                 differ in length and are right-padded, a ``tf.RaggedTensor``), a single sequence, or a
                 model inputs dict (its ``encoder_*`` entries are used).
+            max_new_tokens: most tokens to generate, at most the maximum target length (default: that).
+            sampler: ``"greedy"``, ``"temperature"``, ``"top_k"``, ``"top_p"`` or ``"beam"``.
+            temperature, top_k, top_p: settings of the sampling samplers (as in ``GPT.generate``).
+            num_beams: beams per source for ``"beam"``.
+            length_penalty: ``alpha`` of the GNMT length penalty (>= 0).
+            stop_token_ids: ids that end a sequence besides ``config.end_id``.
+            seed: integer seed of the sampling samplers (``None`` draws one).
             encoder_padding_mask: bool ``(batch, source)``, True for real tokens (default ``ids != pad_id``).
-            max_length: most tokens to generate, at most the maximum target length (default: that).
-            num_beams: beams per source; 1 is greedy decoding.
-            length_penalty: ``alpha`` of the GNMT length penalty (≥ 0).
-            return_scores: also return each output's score (``log P(y | x) / lp(len(y))``).
+            return_scores: also return each output's score.
 
         Returns:
-            int32 numpy array ``(batch, max_length)`` of generated ids without the start token, with
+            int32 numpy array ``(batch, max_new_tokens)`` of generated ids without the start token, with
             ``pad_id`` after the end token, ready for ``tokenizer.batch_decode``; with
             ``return_scores``, a tuple ``(token_ids, scores)`` with float32 scores ``(batch,)``.
 
         Example:
 
         >>> model = Seq2SeqTransformer(Seq2SeqConfig.from_preset("tiny", vocabulary_size=100))
-        >>> model.generate([[5, 6, 7, 3]], max_length=6, num_beams=4).shape
+        >>> model.generate([[5, 6, 7, 3]], max_new_tokens=6, sampler="beam", num_beams=4).shape
         (1, 6)
         """
         config = self.config
-        max_length = config.effective_max_target_length if max_length is None else max_length
-        if isinstance(max_length, bool) or not isinstance(max_length, int | np.integer) or max_length < 1:
-            raise ValueError(f"`max_length` must be a positive integer; got max_length={max_length!r}.")
-        if max_length > config.effective_max_target_length:
-            raise ValueError(
-                f"`max_length` must be at most {config.max_target_length_name}="
-                f"{config.effective_max_target_length}; got max_length={max_length}."
-            )
-        if isinstance(num_beams, bool) or not isinstance(num_beams, int | np.integer) or num_beams < 1:
-            raise ValueError(f"`num_beams` must be an integer >= 1; got num_beams={num_beams!r}.")
-        if (
-            isinstance(length_penalty, bool)
-            or not isinstance(length_penalty, int | float)
-            or length_penalty < 0
-        ):
-            raise ValueError(
-                f"`length_penalty` must be a number >= 0; got length_penalty={length_penalty!r}."
-            )
+        limit = config.effective_max_target_length
+        max_new_tokens = generation.check_max_new_tokens(
+            limit if max_new_tokens is None else max_new_tokens, limit, config.max_target_length_name
+        )
+        stop_token_ids = [stop_token_ids] if generation._is_int(stop_token_ids) else list(stop_token_ids or [])
+        settings = generation.generation_settings(
+            sampler, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids + [config.end_id],
+            config.effective_target_vocabulary_size,
+        )
         token_ids, padding_mask = self._prepare_source(encoder_token_ids, encoder_padding_mask)
-
-        search = "greedy" if num_beams == 1 else "beam"
-        output_ids, scores = self._search(
-            search, token_ids, padding_mask, max_length, num_beams, length_penalty
+        output_ids, scores = self._generation_loops(
+            settings + (max_new_tokens,),
+            lambda: lambda ids, mask, seed: self._generate_graph(ids, mask, seed, max_new_tokens, settings),
+            token_ids,
+            padding_mask,
+            generation.check_seed(seed),
         )
         output_ids = np.asarray(ops.convert_to_numpy(output_ids)).astype("int32")
         if return_scores:
             return output_ids, np.asarray(ops.convert_to_numpy(scores)).astype("float32")
         return output_ids
 
-    def _search(self, search, token_ids, padding_mask, max_length, num_beams, length_penalty):
-        """Runs the compiled ``"greedy"`` or ``"beam"`` search loop on checked host arrays.
+    def _generate_graph(self, encoder_token_ids, encoder_padding_mask, seed, max_new_tokens, settings):
+        """The traced body of :meth:`generate`: encode once, then :func:`generation.decode` over cached steps."""
+        batch_size = ops.shape(encoder_token_ids)[0]
+        encoder_output = self.encode(encoder_token_ids, encoder_padding_mask, training=False)
+        if settings[0] == "beam":  # beams are flattened into the batch: row b * num_beams + k
+            encoder_output = ops.repeat(encoder_output, settings[4], axis=0)
+            encoder_padding_mask = ops.repeat(encoder_padding_mask, settings[4], axis=0)
+        rows = ops.shape(encoder_output)[0]
+        cross_caches = tuple(block.compute_cross_attention_cache(encoder_output) for block in self.decoder_blocks)
 
-        :meth:`generate` runs greedy search for one beam; the tests also run beam search with one
-        beam, which must give the same tokens and scores.
-        """
-        # One compiled loop per (search, max_length, num_beams); the length penalty is an input, not a constant.
-        key = (search, int(max_length), int(num_beams))
-        if key not in self._generation_functions:
-            if search == "greedy":
-                function = self._greedy_search_function(int(max_length))
-            else:
-                function = self._beam_search_function(int(max_length), int(num_beams))
-            self._generation_functions[key] = _compile_generation_loop(function)
-        return self._generation_functions[key](token_ids, padding_mask, np.float32(length_penalty))
+        def step(tokens, index, caches):
+            return self._decode_step(tokens, index, caches, cross_caches, encoder_padding_mask)
+
+        def reorder(caches, parent_rows):
+            return tuple(ops.take(cache, parent_rows, axis=0) for cache in caches)
+
+        start = ops.full((rows,), self.config.start_id, "int32")
+        first_logits, caches = step(start, 0, self._empty_self_attention_caches(rows, max_new_tokens))
+        return generation.decode(
+            step, reorder, first_logits, caches, batch_size, max_new_tokens, settings, seed,
+            pad_id=self.config.pad_id, banned_token_ids=(self.config.pad_id,),
+        )
 
     def _empty_self_attention_caches(self, batch_size, max_length):
         head_dim = self.config.hidden_dim // self.config.num_heads
@@ -726,131 +708,3 @@ class Seq2SeqTransformer(keras.Model):
         if self.decoder_final_norm is not None:
             hidden = self.decoder_final_norm(hidden)
         return self._logits(hidden)[:, 0, :], tuple(updated_caches)
-
-    def _greedy_search_function(self, max_length):
-        config = self.config
-
-        def greedy_search(encoder_token_ids, encoder_padding_mask, length_penalty):
-            batch_size = ops.shape(encoder_token_ids)[0]
-            encoder_output = self.encode(encoder_token_ids, encoder_padding_mask, training=False)
-            cross_caches = tuple(
-                block.compute_cross_attention_cache(encoder_output) for block in self.decoder_blocks
-            )
-            is_padding = ops.equal(ops.arange(config.effective_target_vocabulary_size), config.pad_id)
-
-            def condition(index, tokens, output, finished, log_probability, lengths, caches):
-                return ops.logical_and(index < max_length, ops.logical_not(ops.all(finished)))
-
-            def body(index, tokens, output, finished, log_probability, lengths, caches):
-                logits, caches = self._decode_step(tokens, index, caches, cross_caches, encoder_padding_mask)
-                # Padding is never generated as a token, so pad_id in the output always means "ended".
-                allowed_logits = ops.where(is_padding[None, :], _NEGATIVE_INFINITY, logits)
-                next_tokens = ops.cast(ops.argmax(allowed_logits, axis=-1), "int32")
-                # A finished sequence only grows padding, which adds nothing to its score or length.
-                next_tokens = ops.where(finished, config.pad_id, next_tokens)
-                token_log_probability = ops.take_along_axis(
-                    ops.log_softmax(logits, axis=-1), next_tokens[:, None], axis=-1
-                )[:, 0]
-                log_probability = log_probability + ops.where(finished, 0.0, token_log_probability)
-                lengths = ops.where(finished, lengths, index + 1)
-                output = ops.slice_update(output, [0, index], next_tokens[:, None])
-                finished = ops.logical_or(finished, ops.equal(next_tokens, config.end_id))
-                return index + 1, next_tokens, output, finished, log_probability, lengths, caches
-
-            _, _, output, _, log_probability, lengths, _ = ops.while_loop(
-                condition,
-                body,
-                (
-                    ops.convert_to_tensor(0, "int32"),
-                    ops.full((batch_size,), config.start_id, "int32"),
-                    ops.full((batch_size, max_length), config.pad_id, "int32"),
-                    ops.zeros((batch_size,), "bool"),
-                    ops.zeros((batch_size,), "float32"),
-                    ops.zeros((batch_size,), "int32"),
-                    self._empty_self_attention_caches(batch_size, max_length),
-                ),
-            )
-            return output, log_probability / length_penalty_factor(lengths, length_penalty)
-
-        return greedy_search
-
-    def _beam_search_function(self, max_length, num_beams):
-        config = self.config
-        vocabulary_size = config.effective_target_vocabulary_size
-
-        def beam_search(encoder_token_ids, encoder_padding_mask, length_penalty):
-            batch_size = ops.shape(encoder_token_ids)[0]
-            rows = batch_size * num_beams
-            encoder_output = self.encode(encoder_token_ids, encoder_padding_mask, training=False)
-            # Beams are flattened into the batch: row b * num_beams + k is beam k of source b.
-            encoder_output = ops.repeat(encoder_output, num_beams, axis=0)
-            encoder_padding_mask = ops.repeat(encoder_padding_mask, num_beams, axis=0)
-            cross_caches = tuple(
-                block.compute_cross_attention_cache(encoder_output) for block in self.decoder_blocks
-            )
-            # A live beam may continue with any token but padding; a finished one only with padding, free.
-            is_padding = ops.equal(ops.arange(vocabulary_size), config.pad_id)
-            padding_only = ops.where(is_padding, 0.0, _NEGATIVE_INFINITY)
-            beam_offsets = ops.arange(batch_size, dtype="int32")[:, None] * num_beams
-
-            def condition(index, tokens, sequences, finished, scores, lengths, caches):
-                return ops.logical_and(index < max_length, ops.logical_not(ops.all(finished)))
-
-            def body(index, tokens, sequences, finished, scores, lengths, caches):
-                logits, caches = self._decode_step(tokens, index, caches, cross_caches, encoder_padding_mask)
-                log_probabilities = ops.log_softmax(logits, axis=-1)
-                log_probabilities = ops.where(is_padding[None, :], _NEGATIVE_INFINITY, log_probabilities)
-                log_probabilities = ops.where(finished[:, None], padding_only[None, :], log_probabilities)
-                # Every (beam, token) continuation: its log-probability and its GNMT-normalized score.
-                candidate_scores = ops.reshape(scores, (rows, 1)) + log_probabilities
-                candidate_lengths = ops.where(finished, lengths, index + 1)
-                penalties = length_penalty_factor(candidate_lengths, length_penalty)
-                normalized = ops.reshape(
-                    candidate_scores / penalties[:, None], (batch_size, num_beams * vocabulary_size)
-                )
-                _, best = ops.top_k(normalized, k=num_beams)  # (batch, beams), best first
-                parent_rows = ops.reshape(beam_offsets + ops.cast(best // vocabulary_size, "int32"), (rows,))
-                next_tokens = ops.reshape(ops.cast(best % vocabulary_size, "int32"), (rows,))
-                scores = ops.take_along_axis(
-                    ops.reshape(candidate_scores, (batch_size, num_beams * vocabulary_size)), best, axis=1
-                )
-                lengths = ops.take(candidate_lengths, parent_rows, axis=0)
-                finished = ops.take(finished, parent_rows, axis=0)
-                sequences = ops.take(sequences, parent_rows, axis=0)
-                caches = tuple(ops.take(cache, parent_rows, axis=0) for cache in caches)
-                sequences = ops.slice_update(sequences, [0, index], next_tokens[:, None])
-                finished = ops.logical_or(finished, ops.equal(next_tokens, config.end_id))
-                return (
-                    index + 1,
-                    next_tokens,
-                    sequences,
-                    finished,
-                    ops.reshape(scores, (rows,)),
-                    lengths,
-                    caches,
-                )
-
-            # Only beam 0 starts live; the others start as finished, hopeless placeholders, so the first
-            # step does not pick the same token num_beams times and early stopping still works.
-            placeholder = ops.arange(rows) % num_beams > 0
-            _, _, sequences, _, scores, lengths, _ = ops.while_loop(
-                condition,
-                body,
-                (
-                    ops.convert_to_tensor(0, "int32"),
-                    ops.full((rows,), config.start_id, "int32"),
-                    ops.full((rows, max_length), config.pad_id, "int32"),
-                    placeholder,
-                    ops.where(placeholder, _NEGATIVE_INFINITY, 0.0),
-                    ops.zeros((rows,), "int32"),
-                    self._empty_self_attention_caches(rows, max_length),
-                ),
-            )
-            final_scores = ops.reshape(
-                scores / length_penalty_factor(lengths, length_penalty), (batch_size, num_beams)
-            )
-            best_beam = ops.cast(ops.argmax(final_scores, axis=-1), "int32")
-            best_scores = ops.take_along_axis(final_scores, best_beam[:, None], axis=1)[:, 0]
-            return ops.take(sequences, beam_offsets[:, 0] + best_beam, axis=0), best_scores
-
-        return beam_search

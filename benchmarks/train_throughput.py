@@ -39,61 +39,42 @@ Example:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import statistics
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+if TYPE_CHECKING:
+    from llm_tf.tasks.language_modeling import CausalLMConfig
+
 PEERS = ("keras_hub", "transformers")
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """The benchmarked configuration (nanoGPT's Tiny Shakespeare CPU recipe).
+#: Characters in the vocabulary (Tiny Shakespeare's 65).
+VOCABULARY_SIZE = 65
 
-    Args:
-        vocabulary_size: characters in the vocabulary.
-        block_size: context length ``T``.
-        batch_size: windows per step.
-        hidden_dim, num_layers, num_heads, intermediate_dim: model sizes.
-        learning_rate, min_learning_rate, warmup_steps, total_steps: the schedule.
-        beta_1, beta_2, weight_decay, grad_clip: AdamW and clipping.
+
+def recipe_config() -> CausalLMConfig:
+    """The benchmarked configuration: nanoGPT's Tiny Shakespeare CPU recipe (the library's ``CausalLMConfig``
+    defaults, as ``experiments/gpt_shakespeare.py`` trains it) with nanoGPT's tied head, as the peers have.
 
     Example:
-        >>> Recipe().tokens_per_step
+        >>> recipe_config().tokens_per_step
         768
     """
+    from llm_tf.tasks.language_modeling import CausalLMConfig
 
-    vocabulary_size: int = 65
-    block_size: int = 64
-    batch_size: int = 12
-    hidden_dim: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_dim: int = 512
-    learning_rate: float = 1e-3
-    min_learning_rate: float = 1e-4
-    warmup_steps: int = 100
-    total_steps: int = 2000
-    beta_1: float = 0.9
-    beta_2: float = 0.99
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-
-    @property
-    def tokens_per_step(self) -> int:
-        return self.batch_size * self.block_size
+    return CausalLMConfig(tie_embeddings=True)
 
 
-def flops_per_token(recipe: Recipe, num_parameters: int) -> float:
+def flops_per_token(recipe: CausalLMConfig, num_parameters: int) -> float:
     """Training FLOPs per token: ``6·N + 12·L·d·T`` (PaLM appendix B; nanoGPT's ``estimate_mfu``).
 
     ``6·N`` is the forward and backward pass through the weight matrices, ``12·L·d·T`` the attention
@@ -108,7 +89,7 @@ def flops_per_token(recipe: Recipe, num_parameters: int) -> float:
         FLOPs per token.
 
     Example:
-        >>> flops_per_token(Recipe(), 801_664)
+        >>> flops_per_token(recipe_config(), 801_664)
         5203200.0
     """
     return float(6 * num_parameters + 12 * recipe.num_layers * recipe.hidden_dim * recipe.block_size)
@@ -163,7 +144,7 @@ def token_stream(length: int = 1_000_000, vocabulary_size: int = 65, seed: int =
     return np.random.default_rng(seed).integers(0, vocabulary_size, size=length, dtype=np.int32)
 
 
-def window_starts(stream, recipe: Recipe, count: int, seed: int):
+def window_starts(stream, recipe: CausalLMConfig, count: int, seed: int):
     """``count`` batches of random window starts ``(count, batch_size)`` from the library's LM-window sampler."""
     from llm_tf.tasks.language_modeling import LMWindowSampler
 
@@ -171,7 +152,7 @@ def window_starts(stream, recipe: Recipe, count: int, seed: int):
     return sampler, sampler.random_starts(count * recipe.batch_size, seed).reshape(count, recipe.batch_size)
 
 
-def keras_dataset(stream, recipe: Recipe, with_padding_mask: bool, seed: int = 0):
+def keras_dataset(stream, recipe: CausalLMConfig, with_padding_mask: bool, seed: int = 0):
     """An endless ``tf.data`` pipeline of ``({"token_ids"[, "padding_mask"]}, labels)`` random windows."""
     import tensorflow as tf
 
@@ -228,21 +209,17 @@ class KerasFitRunner:
         return timer.ms_per_step_samples(self.steps_per_execution)
 
 
-def compile_with_recipe(model, recipe: Recipe, jit_compile: bool, steps_per_execution: int, **compile_kwargs):
-    """Compile a Keras model with the recipe's optimizer (AdamW, warmup + cosine, clip; biases and norms not
-    decayed, as nanoGPT) and sparse cross-entropy on logits; the same for every Keras implementation."""
+def compile_with_recipe(
+    model, recipe: CausalLMConfig, jit_compile: bool, steps_per_execution: int, **compile_kwargs
+):
+    """Compile a Keras model with the recipe's optimizer (``causal_lm_optimizer``: AdamW, warmup + cosine, clip;
+    biases and norms not decayed, as nanoGPT) and sparse cross-entropy on logits, as ``build_causal_lm`` does."""
     import keras
 
-    from llm_tf import training
+    from llm_tf.tasks.language_modeling import causal_lm_optimizer
 
-    schedule = training.WarmupCosineDecay(
-        recipe.learning_rate, recipe.warmup_steps, recipe.total_steps, recipe.min_learning_rate
-    )
     model.compile(
-        optimizer=training.build_optimizer(
-            schedule, weight_decay=recipe.weight_decay, beta_1=recipe.beta_1, beta_2=recipe.beta_2,
-            global_clipnorm=recipe.grad_clip, exclude_from_weight_decay=("bias", "norm"),
-        ),
+        optimizer=causal_lm_optimizer(recipe),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
         steps_per_execution=steps_per_execution,
@@ -251,28 +228,17 @@ def compile_with_recipe(model, recipe: Recipe, jit_compile: bool, steps_per_exec
 
 
 def build_llm_tf(
-    recipe: Recipe, dataset_stream, precision: str, jit_compile: bool, steps_per_execution: int,
+    recipe: CausalLMConfig, dataset_stream, precision: str, jit_compile: bool, steps_per_execution: int,
     padding_mask: bool = False,
 ):
-    """``llm_tf.models.GPT`` compiled like ``experiments/gpt_shakespeare.py`` does (weights decayed as nanoGPT).
+    """``llm_tf.models.GPT`` built and compiled by ``build_causal_lm``, as ``experiments/gpt_shakespeare.py`` does.
 
     With ``padding_mask`` the inputs also carry an all-True padding mask (the GPT then computes positions
     from it and merges it into the attention mask: the cost of passing a mask that is not needed).
     """
-    from llm_tf.models import GPT, GPTConfig
+    from llm_tf.tasks.language_modeling import build_causal_lm
 
-    model = GPT(
-        GPTConfig(
-            vocabulary_size=recipe.vocabulary_size,
-            max_sequence_length=recipe.block_size,
-            hidden_dim=recipe.hidden_dim,
-            num_layers=recipe.num_layers,
-            num_heads=recipe.num_heads,
-            intermediate_dim=recipe.intermediate_dim,
-        ),
-        dtype=precision,
-    )
-    compile_with_recipe(model, recipe, jit_compile, steps_per_execution)
+    model = build_causal_lm(recipe, VOCABULARY_SIZE, jit_compile, steps_per_execution, dtype=precision)
     num_parameters = model.count_params() - recipe.block_size * recipe.hidden_dim
     dataset = keras_dataset(dataset_stream, recipe, with_padding_mask=padding_mask)
     label = "llm_tf GPT" + ("" if precision == "float32" else f" ({precision})")
@@ -280,12 +246,12 @@ def build_llm_tf(
     return KerasFitRunner(label, model, dataset, steps_per_execution, num_parameters)
 
 
-def build_keras_hub(recipe: Recipe, dataset_stream, jit_compile: bool, steps_per_execution: int):
+def build_keras_hub(recipe: CausalLMConfig, dataset_stream, jit_compile: bool, steps_per_execution: int):
     """keras-hub ``GPT2Backbone`` + tied head (``GPT2CausalLM``, no preprocessor), same optimizer and options."""
     import keras_hub
 
     backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=recipe.vocabulary_size,
+        vocabulary_size=VOCABULARY_SIZE,
         num_layers=recipe.num_layers,
         num_heads=recipe.num_heads,
         hidden_dim=recipe.hidden_dim,
@@ -310,10 +276,10 @@ class TorchRunner:
         block: steps timed together (the Keras runners' ``steps_per_execution``), so the medians compare.
 
     Example:
-        >>> runner = TorchRunner(Recipe(), token_stream(), block=50)  # doctest: +SKIP
+        >>> runner = TorchRunner(recipe_config(), token_stream(), block=50)  # doctest: +SKIP
     """
 
-    def __init__(self, recipe: Recipe, stream, block: int):
+    def __init__(self, recipe: CausalLMConfig, stream, block: int):
         import math
 
         import torch
@@ -321,7 +287,7 @@ class TorchRunner:
 
         torch.manual_seed(0)
         config = transformers.GPT2Config(
-            vocab_size=recipe.vocabulary_size,
+            vocab_size=VOCABULARY_SIZE,
             n_positions=recipe.block_size,
             n_embd=recipe.hidden_dim,
             n_layer=recipe.num_layers,
@@ -346,7 +312,7 @@ class TorchRunner:
             lr=recipe.learning_rate,
             betas=(recipe.beta_1, recipe.beta_2),
         )
-        warmup, total = recipe.warmup_steps, recipe.total_steps
+        warmup, total = recipe.warmup_iters, recipe.max_iters
         floor = recipe.min_learning_rate / recipe.learning_rate
 
         def factor(step):
@@ -399,7 +365,7 @@ class TorchRunner:
 # The benchmark.
 
 
-def summarize(name: str, ms_per_step: list[float], recipe: Recipe, num_parameters: int, peak: float) -> dict:
+def summarize(name: str, ms_per_step: list[float], recipe: CausalLMConfig, num_parameters: int, peak: float) -> dict:
     """One result row: median ms/step, tokens/s, GFLOP/s and the fraction of the matmul peak."""
     median = statistics.median(ms_per_step)
     gflops = flops_per_token(recipe, num_parameters) * recipe.tokens_per_step / (median / 1000) / 1e9
@@ -414,7 +380,7 @@ def summarize(name: str, ms_per_step: list[float], recipe: Recipe, num_parameter
     }
 
 
-def format_rows(rows: list[dict], peak: float, recipe: Recipe, num_parameters: int) -> str:
+def format_rows(rows: list[dict], peak: float, recipe: CausalLMConfig, num_parameters: int) -> str:
     """The printed table (and the peak's equivalent step time)."""
     header = f"{'implementation':<34} {'ms/step':>8} {'min':>8} {'tokens/s':>10} {'GFLOP/s':>8} {'of peak':>8}"
     lines = [header, "-" * len(header)]
@@ -529,8 +495,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import keras
 
     keras.utils.set_random_seed(0)
-    recipe = Recipe()
-    stream = token_stream(vocabulary_size=recipe.vocabulary_size)
+    recipe = recipe_config()
+    stream = token_stream(vocabulary_size=VOCABULARY_SIZE)
     runners = []
     for precision in args.precision:
         runners.append(
@@ -576,7 +542,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for label, ratio in ratios.items():
         print(f"ratio {label}: {ratio:.2f}x slower" if ratio >= 1 else f"ratio {label}: {ratio:.2f}")
     results = {
-        "recipe": dataclasses.asdict(recipe),
+        "recipe": recipe.to_dict(),
         "num_parameters_without_positions": num_parameters,
         "flops_per_token": flops_per_token(recipe, num_parameters),
         "matmul_peak_gflops": round(peak, 2),

@@ -804,19 +804,39 @@ def set_thread_pools(intra_op_threads: int | None = None, inter_op_threads: int 
     return skipped
 
 
-def build_causal_lm(
-    config: CausalLMConfig, vocabulary_size: int, jit_compile: bool | None = None,
-    steps_per_execution: int | None = None,
-):
-    """The GPT of ``config``, compiled with the library's AdamW (``build_optimizer``) and ``WarmupCosineDecay``.
+def causal_lm_optimizer(config: CausalLMConfig):
+    """AdamW (``build_optimizer``) with ``WarmupCosineDecay`` and clipping as ``config`` says.
 
     Weight decay covers every weight matrix (the embeddings too with ``decay_embeddings``, as nanoGPT); biases
     and LayerNorm weights are never decayed.
+
+    Example:
+        >>> optimizer = causal_lm_optimizer(CausalLMConfig())  # doctest: +SKIP
+    """
+    from llm_tf import training
+
+    schedule = training.WarmupCosineDecay(
+        config.learning_rate, warmup_steps=config.warmup_iters, total_steps=config.max_iters,
+        final_learning_rate=config.min_learning_rate,
+    )
+    exclusions = ("bias", "norm") if config.decay_embeddings else training.DEFAULT_WEIGHT_DECAY_EXCLUSIONS
+    return training.build_optimizer(
+        schedule, weight_decay=config.weight_decay, beta_1=config.beta_1, beta_2=config.beta_2,
+        global_clipnorm=config.grad_clip or None, exclude_from_weight_decay=exclusions,
+    )
+
+
+def build_causal_lm(
+    config: CausalLMConfig, vocabulary_size: int, jit_compile: bool | None = None,
+    steps_per_execution: int | None = None, dtype: str | None = None,
+):
+    """The GPT of ``config``, compiled with :func:`causal_lm_optimizer` and sparse cross-entropy on logits.
 
     Args:
         config: the run's config.
         vocabulary_size: the tokenizer's vocabulary size.
         jit_compile, steps_per_execution: override the config's values (None: use them).
+        dtype: the model's dtype policy (None: Keras's global policy, as ``setup_training`` set it).
 
     Returns:
         A compiled ``llm_tf.models.GPT``.
@@ -825,7 +845,6 @@ def build_causal_lm(
         >>> build_causal_lm(CausalLMConfig(), 65).count_params()  # doctest: +SKIP
         818176
     """
-    from llm_tf import training
     from llm_tf.models import GPT, GPTConfig
 
     model = GPT(
@@ -835,20 +854,12 @@ def build_causal_lm(
             dropout=config.dropout, use_bias=config.use_bias, tie_embeddings=config.tie_embeddings,
         ),
         name="gpt",
+        dtype=dtype,
     )
     if config.scale_residual_init:
         scale_residual_projections(model, seed=config.seed)
-    schedule = training.WarmupCosineDecay(
-        config.learning_rate, warmup_steps=config.warmup_iters, total_steps=config.max_iters,
-        final_learning_rate=config.min_learning_rate,
-    )
-    exclusions = ("bias", "norm") if config.decay_embeddings else training.DEFAULT_WEIGHT_DECAY_EXCLUSIONS
-    optimizer = training.build_optimizer(
-        schedule, weight_decay=config.weight_decay, beta_1=config.beta_1, beta_2=config.beta_2,
-        global_clipnorm=config.grad_clip or None, exclude_from_weight_decay=exclusions,
-    )
     model.compile(
-        optimizer=optimizer,
+        optimizer=causal_lm_optimizer(config),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=config.jit_compile if jit_compile is None else jit_compile,
         steps_per_execution=steps_per_execution or config.steps_per_execution,
@@ -984,4 +995,5 @@ __all__ = [
     "set_thread_pools",
     "train_causal_lm",
     "build_causal_lm",
+    "causal_lm_optimizer",
 ]

@@ -1,0 +1,66 @@
+"""experiments/summarization.py: flags and presets; the smoke preset end to end on the real BBC News Summary
+and SAMSum data (slow), with the resume of a finished training."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments import summarization as experiment
+
+
+def test_help_and_presets(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        experiment.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--preset", "--dataset", "--model-run", "--epochs", "--hidden-dim", "--output-dir", "--resume"):
+        assert flag in text
+    smoke, full = experiment.PRESETS["smoke"], experiment.PRESETS["full"]
+    assert smoke.train_limit > 0 and full.train_limit == 0 and full.eval_limit == 0
+    args = experiment.parse_args(["--preset", "smoke", "--epochs", "5"])
+    assert (args.epochs, args.hidden_dim, args.dataset) == (5, None, None)
+
+
+def _run(repo_root, *flags):
+    command = [sys.executable, "experiments/summarization.py", *flags]
+    completed = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout.strip().splitlines()[-1].split("run directory: ")[1].rsplit(" (", 1)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_smoke_bbc_then_samsum(repo_root, shared_data_dir, tmp_path):
+    common = ["--preset", "smoke", "--data-dir", str(shared_data_dir), "--output-dir", str(tmp_path)]
+    run = _run(repo_root, *common)
+    with open(os.path.join(run, "results.json"), encoding="utf-8") as file:
+        results = json.load(file)
+    assert set(results["metrics"]) == {"scorer", "lead-3", f"lead-{results['lead_k']}", "textrank", "oracle"}
+    for report in results["metrics"].values():
+        for rouge_type in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+            low, high = report[rouge_type]["ci"]
+            assert low <= report[rouge_type]["fmeasure"] <= high
+    # The oracle's picks are the references' own sentences: its ROUGE-1 recall is (nearly) complete.
+    assert results["metrics"]["oracle"]["rouge1"]["recall"] > 0.99
+    assert results["split_sizes"] == [96, 24, 24] and len(results["test_ids"]) == 24
+    assert results["budget"] in results["budget_validation_rouge2"]
+    with open(os.path.join(run, "examples.md"), encoding="utf-8") as file:
+        examples = file.read()
+    assert examples.count("| model summary | reference |") == 3 and results["test_ids"][0] in examples
+
+    # An interrupted run (no results.json yet) resumes in the same directory and reuses the finished training.
+    model_path = os.path.join(run, "scorer", "last.keras")
+    trained_at = os.path.getmtime(model_path)
+    os.remove(os.path.join(run, "results.json"))
+    assert _run(repo_root, *common) == run
+    assert os.path.getmtime(model_path) == trained_at
+    assert os.path.isfile(os.path.join(run, "results.json"))
+
+    samsum = _run(repo_root, *common, "--dataset", "samsum", "--model-run", run)
+    with open(os.path.join(samsum, "results.json"), encoding="utf-8") as file:
+        samsum_results = json.load(file)
+    assert set(samsum_results["metrics"]) == {"lead-3", "longest-3", "bbc-scorer top-3"}
+    assert samsum_results["num_test_documents"] == 24 and samsum_results["model_run"] == run

@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import time
@@ -271,13 +270,11 @@ class WallClockBudget(keras.callbacks.Callback):
 
 
 def _generate(model, token_ids, max_new_tokens, num_beams, length_penalty):
-    """``model.generate`` through whichever API the model has (``max_new_tokens``/``sampler`` or ``max_length``)."""
-    parameters = inspect.signature(model.generate).parameters
-    if "max_new_tokens" in parameters:
-        sampler = "beam" if num_beams > 1 else "greedy"
-        return model.generate(token_ids, max_new_tokens=max_new_tokens, sampler=sampler, num_beams=num_beams,
+    """``model.generate`` greedy (one beam) or with beam search of ``num_beams`` beams."""
+    if num_beams > 1:
+        return model.generate(token_ids, max_new_tokens=max_new_tokens, sampler="beam", num_beams=num_beams,
                               length_penalty=length_penalty)
-    return model.generate(token_ids, max_length=max_new_tokens, num_beams=num_beams, length_penalty=length_penalty)
+    return model.generate(token_ids, max_new_tokens=max_new_tokens, sampler="greedy")
 
 
 def prepare_sources(tokenizer, sources, max_length: int) -> list[list[int]]:

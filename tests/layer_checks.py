@@ -6,7 +6,7 @@
    constructor argument;
 2. a symbolic (Functional) call gives the same shape and dtype as the eager call;
 3. ``.keras`` save/load **in a fresh Python process** reproduces the outputs;
-4. one ``model.fit`` step with ``jit_compile=True`` gives a finite loss;
+4. one ``model.fit`` step (compiled with XLA on TensorFlow and JAX) gives a finite loss;
 5. every trainable weight receives a nonzero gradient;
 6. under ``mixed_bfloat16`` the layer runs on large-magnitude inputs without NaN/Inf;
 7. (optional) a Keras mask on the first input comes out unchanged on the output.
@@ -22,7 +22,7 @@ import tempfile
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -37,7 +37,7 @@ data = np.load(os.path.join(directory, "inputs.npz"))
 names = json.load(open(os.path.join(directory, "names.json")))
 outputs = model([data[n] for n in names] if len(names) > 1 else data[names[0]], training=False)
 outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-np.savez(os.path.join(directory, "reloaded.npz"), *[np.asarray(o) for o in outputs])
+np.savez(os.path.join(directory, "reloaded.npz"), *[keras.ops.convert_to_numpy(o) for o in outputs])
 """
 
 
@@ -52,7 +52,11 @@ def _functional_model(layer, inputs, call_kwargs):
 
 
 def _outputs_list(outputs):
-    return [np.asarray(o) for o in (outputs if isinstance(outputs, list | tuple) else [outputs])]
+    return [ops.convert_to_numpy(o) for o in (outputs if isinstance(outputs, list | tuple) else [outputs])]
+
+
+# XLA on TensorFlow and JAX; PyTorch's "jit" (torch.compile) is not what these checks are about.
+JIT_COMPILE = keras.config.backend() != "torch"
 
 
 def check_config_round_trip(layer):
@@ -95,7 +99,7 @@ def check_save_load_fresh_process(model, inputs, expected_outputs, atol):
 def check_fit_step(model, inputs):
     outputs = _outputs_list(model(inputs if len(inputs) > 1 else inputs[0]))
     targets = [np.random.default_rng(0).normal(size=o.shape).astype("float32") for o in outputs]
-    model.compile(optimizer="adam", loss="mse", jit_compile=True)
+    model.compile(optimizer="adam", loss="mse", jit_compile=JIT_COMPILE)
     history = model.fit(
         inputs if len(inputs) > 1 else inputs[0],
         targets if len(targets) > 1 else targets[0],
@@ -104,28 +108,56 @@ def check_fit_step(model, inputs):
         verbose=0,
     )
     loss = history.history["loss"][-1]
-    assert np.isfinite(loss), f"fit step with jit_compile=True gave a non-finite loss {loss}"
+    assert np.isfinite(loss), f"fit step (jit_compile={JIT_COMPILE}) gave a non-finite loss {loss}"
+
+
+def _gradients(layer, loss_of_outputs, inputs, call_kwargs):
+    """Gradients of ``loss_of_outputs(layer(*inputs))`` w.r.t. ``layer.trainable_variables``, on any backend."""
+    kwargs = dict(call_kwargs, training=True) if _accepts_training(layer) else dict(call_kwargs)
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_of_outputs(layer(*inputs, **kwargs))
+        return [ops.convert_to_numpy(g) if g is not None else None for g in tape.gradient(loss, layer.trainable_variables)]
+    if backend == "jax":
+        import jax
+
+        def loss_fn(trainable, non_trainable):
+            outputs, _ = layer.stateless_call(trainable, non_trainable, *inputs, **kwargs)
+            return loss_of_outputs(outputs)
+
+        trainable = [v.value for v in layer.trainable_variables]
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+        return [np.asarray(g) for g in jax.grad(loss_fn)(trainable, non_trainable)]
+    if backend == "torch":
+        loss = loss_of_outputs(layer(*inputs, **kwargs))
+        loss.backward()
+        grads = [v.value.grad for v in layer.trainable_variables]
+        return [g.detach().cpu().numpy() if g is not None else None for g in grads]
+    raise ValueError(f"no gradient check for the Keras backend {backend!r}")
 
 
 def check_gradients_nonzero(layer, inputs, call_kwargs):
     rng = np.random.default_rng(1)
-    with tf.GradientTape() as tape:
-        outputs = layer(*inputs, training=True, **call_kwargs) if _accepts_training(layer) else layer(
-            *inputs, **call_kwargs
-        )
+    if not layer.built:
+        layer(*inputs, **call_kwargs)
+    assert layer.trainable_variables, "the layer has no trainable weights to check"
+
+    def loss_of_outputs(outputs):
         outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
         # A random projection of the outputs, so no gradient vanishes by symmetry (e.g. LayerNorm + sum).
-        loss = sum(
-            tf.reduce_sum(tf.cast(o, "float32") * rng.normal(size=o.shape).astype("float32"))
+        return sum(
+            ops.sum(ops.cast(o, "float32") * ops.convert_to_tensor(rng.normal(size=tuple(o.shape)).astype("float32")))
             for o in outputs
-            if o.dtype.is_floating
+            if "float" in keras.backend.standardize_dtype(o.dtype)
         )
-    gradients = tape.gradient(loss, layer.trainable_variables)
-    assert layer.trainable_variables, "the layer has no trainable weights to check"
+
+    gradients = _gradients(layer, loss_of_outputs, inputs, call_kwargs)
     for variable, gradient in zip(layer.trainable_variables, gradients):
         assert gradient is not None, f"no gradient reaches {variable.path}"
-        gradient = tf.convert_to_tensor(gradient)
-        assert float(tf.reduce_max(tf.abs(gradient))) > 0, f"zero gradient for {variable.path}"
+        assert float(np.max(np.abs(gradient))) > 0, f"zero gradient for {variable.path}"
 
 
 def _accepts_training(layer):
@@ -146,9 +178,11 @@ def check_mask_propagation(layer_factory, inputs, call_kwargs, mask):
     masked_input = keras.layers.Masking(mask_value=0.0)(inputs[0] * mask[:, :, None])
     outputs = layer_factory()(masked_input, *inputs[1:], **call_kwargs)
     output = outputs[0] if isinstance(outputs, list | tuple) else outputs
-    output_mask = getattr(output, "_keras_mask", None)
+    output_mask = keras.backend.get_keras_mask(output) if hasattr(keras.backend, "get_keras_mask") else getattr(
+        output, "_keras_mask", None
+    )
     assert output_mask is not None, "the Keras mask was dropped"
-    np.testing.assert_array_equal(np.asarray(output_mask), mask.astype(bool))
+    np.testing.assert_array_equal(ops.convert_to_numpy(output_mask), mask.astype(bool))
 
 
 def run_layer_checks(

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from scipy.special import erf
@@ -52,3 +53,21 @@ def test_output_dim_and_no_bias():
 def test_invalid_arguments_name_the_argument(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         FeedForward(**kwargs)
+
+
+def test_any_keras_activation_name_or_callable():
+    by_name = FeedForward(32, activation="tanh")
+    out = np.asarray(by_name(X))
+    w_f, b_f = (np.asarray(w) for w in by_name.intermediate_dense.weights)
+    w_o, b_o = (np.asarray(w) for w in by_name.output_dense.weights)
+    np.testing.assert_allclose(out, np.tanh(X @ w_f + b_f) @ w_o + b_o, atol=1e-5)
+    by_callable = FeedForward(32, activation=lambda x: 2.0 * keras.ops.relu(x))
+    out = np.asarray(by_callable(X))
+    w_f, b_f = (np.asarray(w) for w in by_callable.intermediate_dense.weights)
+    w_o, b_o = (np.asarray(w) for w in by_callable.output_dense.weights)
+    np.testing.assert_allclose(out, 2.0 * np.maximum(X @ w_f + b_f, 0) @ w_o + b_o, atol=1e-5)
+    # The two GELUs stay distinct: the exact erf form vs GPT-2's tanh approximation.
+    exact, approximate = FeedForward(32, activation="gelu"), FeedForward(32, activation="gelu_tanh")
+    exact(X), approximate(X)
+    approximate.set_weights(exact.get_weights())
+    assert not np.allclose(np.asarray(exact(X)), np.asarray(approximate(X)), atol=1e-7)

@@ -111,7 +111,7 @@ def test_decoder_input_errors():
         ({"intermediate_dim": -1}, "intermediate_dim"),
         ({"dropout": 1.0}, "dropout"),
         ({"attention_dropout": -0.5}, "attention_dropout"),
-        ({"activation": "tanh"}, "activation"),
+        ({"activation": "swish42"}, "activation"),
         ({"layer_norm_epsilon": 0}, "layer_norm_epsilon"),
     ],
 )

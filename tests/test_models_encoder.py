@@ -109,7 +109,7 @@ def test_config_json_round_trip_and_presets():
         (lambda: TransformerEncoderConfig.from_preset("tiny", hidden_size=64), "unknown.*hidden_size"),
         (lambda: TransformerEncoderConfig.from_dict({"vocabulary_size": 10}), "missing required"),
         (lambda: tiny_config(hidden_dim=30, num_heads=4), "hidden_dim=30.*num_heads=4"),
-        (lambda: tiny_config(activation="tanh"), "activation"),
+        (lambda: tiny_config(activation="swish42"), "activation"),
         (lambda: tiny_config(num_segments=-1), "num_segments=-1"),
         (lambda: tiny_config(dropout=1.5), "dropout=1.5"),
         (lambda: tiny_config(position="rotary"), "position"),

@@ -81,12 +81,12 @@ def test_unknown_preset_and_bad_config_raise():
     with pytest.raises(ValueError, match=r"hidden_dim.*divisible.*num_heads"):
         tiny_config(num_heads=5)
     with pytest.raises(ValueError, match=r"activation"):
-        tiny_config(activation="tanh")
+        tiny_config(activation="swish42")
     with pytest.raises(ValueError, match=r"num_layers=0"):
         tiny_config(num_layers=0)
     with pytest.raises(ValueError, match=r"dropout=1.5"):
         tiny_config(dropout=1.5)
-    with pytest.raises(ValueError, match=r"unknown fields \['n_embd'\]"):
+    with pytest.raises(ValueError, match=r"unknown GPTConfig fields \['n_embd'\]"):
         GPTConfig.from_dict({**tiny_config().to_dict(), "n_embd": 3})
 
 

@@ -120,7 +120,7 @@ def test_presets_and_json_round_trip():
 
 
 def test_unknown_preset_and_missing_vocabulary_raise():
-    with pytest.raises(ValueError, match=r"unknown preset 'huge'.*'tiny', 'mini', 'small', 'base'"):
+    with pytest.raises(ValueError, match=r"unknown seq2seq preset 'huge'; valid presets are \['base', 'mini', 'small', 'tiny'\]"):
         Seq2SeqConfig.from_preset("huge", vocabulary_size=100)
     with pytest.raises(ValueError, match="vocabulary_size"):
         Seq2SeqConfig.from_preset("tiny")
@@ -137,7 +137,7 @@ def test_unknown_preset_and_missing_vocabulary_raise():
         ({"end_id": 0}, "end_id=0, pad_id=0"),
         ({"start_id": 24}, r"start_id=24"),
         ({"target_vocabulary_size": 3}, r"end_id.*\[0, 3\)"),
-        ({"activation": "tanh"}, "activation='tanh'"),
+        ({"activation": "swish42"}, "activation='swish42'"),
     ],
 )
 def test_config_rejects_bad_values(overrides, message):

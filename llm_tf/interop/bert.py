@@ -256,7 +256,7 @@ def load_hf_bert(path, *, head="auto", dtype=None):
     >>> classifier = load_hf_bert("checkpoints/bert-sst2")  # doctest: +SKIP
     >>> classifier({"token_ids": ids, "padding_mask": mask, "segment_ids": segments})  # doctest: +SKIP
     """
-    from llm_tf.models.transformer_encoder import MaskedLM, TextClassifier, TransformerEncoder
+    from llm_tf.models import MaskedLM, TextClassifier, TransformerEncoder
 
     directory = checkpoint_directory(path)
     source = str(directory)
@@ -399,7 +399,7 @@ def save_hf_bert(model, path, *, tokenizer=None):
     """
     import numpy as np
 
-    from llm_tf.models.transformer_encoder import MaskedLM, TextClassifier, TransformerEncoder
+    from llm_tf.models import MaskedLM, TextClassifier, TransformerEncoder
 
     head_rows = []
     if isinstance(model, TextClassifier):

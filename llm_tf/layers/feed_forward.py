@@ -2,15 +2,32 @@
 
 import keras
 
-from llm_tf.layers._validation import check_choice, check_positive_int, check_rate
+from llm_tf.checks import check_positive_int, check_rate
 
-ACTIVATIONS = {
-    "relu": keras.activations.relu,
-    # BERT's GELU uses the exact erf form; GPT-2's uses the tanh approximation.
+# The two GELUs are named apart: BERT's uses the exact erf form, GPT-2's the tanh approximation.
+_GELU_VARIANTS = {
     "gelu": lambda x: keras.activations.gelu(x, approximate=False),
     "gelu_tanh": lambda x: keras.activations.gelu(x, approximate=True),
-    "silu": keras.activations.silu,
 }
+
+
+def get_activation(activation):
+    """The activation function for ``activation``: a callable, ``"gelu"`` (exact), ``"gelu_tanh"``, or any
+    name (or serialized config) ``keras.activations.get`` knows (``"relu"``, ``"silu"``, ``"tanh"``, ...).
+
+    Raises ValueError naming ``activation`` when it is none of these.
+    """
+    if isinstance(activation, str) and activation in _GELU_VARIANTS:
+        return _GELU_VARIANTS[activation]
+    if activation is None:
+        raise ValueError("`activation` must be a callable or an activation name; got activation=None.")
+    try:
+        return keras.activations.get(activation)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"`activation` must be a callable, 'gelu_tanh' or a keras.activations name (e.g. 'relu', 'gelu', "
+            f"'silu'); got activation={activation!r}."
+        ) from None
 
 
 @keras.saving.register_keras_serializable(package="llm_tf")
@@ -26,7 +43,8 @@ class FeedForward(keras.layers.Layer):
 
     Args:
         intermediate_dim: width of the hidden layer (``4·d`` in BERT and GPT).
-        activation: ``"relu"``, ``"gelu"`` (exact, BERT), ``"gelu_tanh"`` (GPT-2) or ``"silu"``.
+        activation: a callable or a name: ``"relu"``, ``"gelu"`` (exact, BERT), ``"gelu_tanh"`` (GPT-2),
+            ``"silu"`` or any other ``keras.activations`` name.
         dropout: dropout rate on the output, in ``[0, 1)``.
         output_dim: output width (default: the input width).
         use_bias: whether both projections have biases.
@@ -61,7 +79,7 @@ class FeedForward(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         check_positive_int("intermediate_dim", intermediate_dim)
-        check_choice("activation", activation, set(ACTIVATIONS))
+        self._activation_fn = get_activation(activation)
         check_rate("dropout", dropout)
         check_positive_int("output_dim", output_dim, allow_none=True)
         self.intermediate_dim = intermediate_dim
@@ -93,7 +111,7 @@ class FeedForward(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        hidden = ACTIVATIONS[self.activation](self.intermediate_dense(inputs))
+        hidden = self._activation_fn(self.intermediate_dense(inputs))
         return self.dropout_layer(self.output_dense(hidden), training=training)
 
     def compute_output_shape(self, inputs_shape):
@@ -104,7 +122,9 @@ class FeedForward(keras.layers.Layer):
         config.update(
             {
                 "intermediate_dim": self.intermediate_dim,
-                "activation": self.activation,
+                "activation": (
+                    self.activation if isinstance(self.activation, str) else keras.activations.serialize(self.activation)
+                ),
                 "dropout": self.dropout,
                 "output_dim": self.output_dim,
                 "use_bias": self.use_bias,

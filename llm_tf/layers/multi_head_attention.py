@@ -1,12 +1,10 @@
 """Multi-head attention with an optional fixed-size key/value cache for incremental decoding."""
 
-import itertools
-import math
-
 import keras
 from keras import ops
 
-from llm_tf.layers._validation import check_positive_int, check_rate
+from llm_tf.checks import check_positive_int, check_rate
+from llm_tf.layers.fast_paths import FlatProjection, fused_projection
 from llm_tf.layers.scaled_dot_product_attention import ScaledDotProductAttention
 
 
@@ -103,20 +101,17 @@ class MultiHeadAttention(keras.layers.Layer):
     def _value_dim(self):
         return self.value_dim or self.key_dim
 
-    def _projection(self, name, einsum, output_shape, bias_axes):
-        projection = keras.layers.EinsumDense(
-            einsum,
-            output_shape=output_shape,
-            bias_axes=bias_axes if self.use_bias else None,
+    def _projection(self, name, input_shape, output_shape):
+        return FlatProjection(
+            input_shape,
+            output_shape,
+            use_bias=self.use_bias,
             # A fresh initializer per projection, so a seeded one does not repeat its values.
             kernel_initializer=keras.initializers.get(keras.initializers.serialize(self.kernel_initializer)),
             bias_initializer=self.bias_initializer,
             dtype=self.dtype_policy,
             name=name,
         )
-        # A per-token projection keeps the padding mask valid; say so, so Keras does not warn and drop it.
-        projection.supports_masking = True
-        return projection
 
     def build(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
@@ -132,125 +127,73 @@ class MultiHeadAttention(keras.layers.Layer):
                 f"`key` and `value` must have the same sequence length; got key shape {tuple(key_shape)} "
                 f"and value shape {tuple(value_shape)}."
             )
-        output_dim = self.output_dim or query_shape[-1]
-        self.query_dense = self._projection("query", "abc,cde->abde", (None, self.num_heads, self.key_dim), "de")
-        self.query_dense.build(query_shape)
-        self.key_dense = self._projection("key", "abc,cde->abde", (None, self.num_heads, self.key_dim), "de")
-        self.key_dense.build(key_shape)
-        self.value_dense = self._projection(
-            "value", "abc,cde->abde", (None, self.num_heads, self._value_dim), "de"
-        )
-        self.value_dense.build(value_shape)
-        self.output_dense = self._projection("attention_output", "abcd,cde->abe", (None, output_dim), "e")
-        self.output_dense.build((query_shape[0], query_shape[1], self.num_heads, self._value_dim))
+        heads, output_dim = self.num_heads, self.output_dim or query_shape[-1]
+        # Kernels keep keras.layers.MultiHeadAttention's per-head shapes: W_Q (features, heads, key_dim), ...
+        self.query_dense = self._projection("query", (query_shape[-1],), (heads, self.key_dim))
+        self.key_dense = self._projection("key", (key_shape[-1],), (heads, self.key_dim))
+        self.value_dense = self._projection("value", (value_shape[-1],), (heads, self._value_dim))
+        # ... and W_O (heads, value_dim, output_dim).
+        self.output_dense = self._projection("attention_output", (heads, self._value_dim), (output_dim,))
+        for layer in (self.query_dense, self.key_dense, self.value_dense, self.output_dense):
+            layer.build()
         self.built = True
 
-    # The projections below compute exactly what the EinsumDense sublayers compute, from their own kernels and
-    # biases, but as plain 2-D GEMMs over the flattened tokens: ``(batch * length, features) @ (features,
-    # heads * dim)``. TensorFlow differentiates the einsum form ``abc,cde->abde`` into a batched matmul that
-    # makes one kernel gradient per example and then sums them; the 2-D form makes a single GEMM with the
-    # whole batch as its inner dimension (measured on the char-GPT recipe: 16 such per-example gradients per
-    # step, 6 ms of a 51 ms step on a 2-core CPU).
+    def split_heads(self, x):
+        """``(batch, length, heads·dim)`` → ``(batch, length, heads, dim)``."""
+        return ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], self.num_heads, -1))
 
-    def _project(self, inputs, *projections, input_dims=1):
-        """``inputs (batch, length, *in_dims)`` through one or more projections sharing them, as one 2-D GEMM.
-
-        Each projection's kernel is ``(*in_dims, *out_dims)`` with ``input_dims`` input axes; with several
-        projections (self-attention's Q, K and V) the kernels are laid side by side, so one GEMM serves all.
-        Returns one ``(batch, length, *out_dims)`` tensor per projection (a single tensor for one projection).
-        """
-        kernel_shapes = [tuple(p.kernel.shape) for p in projections]
-        in_size = math.prod(kernel_shapes[0][:input_dims])
-        widths = [math.prod(shape[input_dims:]) for shape in kernel_shapes]
-        kernels = [ops.reshape(p.kernel, (in_size, width)) for p, width in zip(projections, widths)]
-        kernel = ops.concatenate(kernels, axis=1) if len(kernels) > 1 else kernels[0]
-        flat = ops.matmul(ops.reshape(inputs, (-1, in_size)), kernel)
-        if self.use_bias:
-            biases = [ops.reshape(p.bias, (width,)) for p, width in zip(projections, widths)]
-            flat = ops.add(flat, ops.concatenate(biases, axis=0) if len(biases) > 1 else biases[0])
-        length = ops.shape(inputs)[1]
-        parts = [flat] if len(projections) == 1 else ops.split(flat, list(itertools.accumulate(widths[:-1])), axis=1)
-        outputs = tuple(ops.reshape(part, (-1, length) + shape[input_dims:]) for part, shape in zip(parts, kernel_shapes))
-        return outputs[0] if len(outputs) == 1 else outputs
+    def merge_heads(self, x):
+        """``(batch, length, heads, dim)`` → ``(batch, length, heads·dim)``: Concat(head_1, ..., head_h)."""
+        return ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], -1))
 
     def compute_key_value_cache(self, key_value, key=None):
         """Project an encoder output once into a fixed ``(batch, 2, length, heads, key_dim)`` cache."""
         key = key_value if key is None else key
+        self._check_cacheable()
+        key_heads = self.split_heads(self.key_dense(key))
+        value_heads = self.split_heads(self.value_dense(key_value))
+        return ops.stack([key_heads, value_heads], axis=1)
+
+    def _check_cacheable(self):
         if self._value_dim != self.key_dim:
             raise ValueError(
                 f"a key/value cache needs value_dim == key_dim; got key_dim={self.key_dim}, "
                 f"value_dim={self._value_dim}."
             )
-        return ops.stack([self._project(key, self.key_dense), self._project(key_value, self.value_dense)], axis=1)
 
-    def call(
-        self,
-        query,
-        value=None,
-        key=None,
-        padding_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        cache=None,
-        cache_index=None,
-        return_attention_scores=False,
-        training=None,
-    ):
+    def call(self, query, value=None, key=None, padding_mask=None, attention_mask=None, use_causal_mask=False,
+             cache=None, cache_index=None, return_attention_scores=False, training=None):
         value = query if value is None else value
         key = value if key is None else key
         if padding_mask is None and cache is None:
             # With a cache the keys are cache slots, not `value`'s tokens: the mask must be explicit.
             padding_mask = getattr(value, "_keras_mask", None)
-
-        query_start_index = None
-        causal = use_causal_mask
-        if cache is not None and cache_index is None:
-            # A precomputed cache (cross-attention): keys and values are fixed.
-            query_heads = self._project(query, self.query_dense)
-            key_heads, value_heads = cache[:, 0], cache[:, 1]
+        causal, query_start_index = use_causal_mask, None
+        # 1. Project: Q·W_Q, K·W_K, V·W_V (self-attention: one GEMM for the three, see fast_paths);
+        # 2. split heads: (batch, length, heads·dim) -> (batch, length, heads, dim).
+        if cache is not None and cache_index is None:  # a precomputed cross-attention cache: K, V fixed
+            q, k, v = self.split_heads(self.query_dense(query)), cache[:, 0], cache[:, 1]
         else:
             if query is key and key is value and cache is None:
-                # Self-attention without a cache: one GEMM with the three kernels side by side.
-                query_heads, key_heads, value_heads = self._project(
-                    query, self.query_dense, self.key_dense, self.value_dense
-                )
+                q, k, v = fused_projection(query, (self.query_dense, self.key_dense, self.value_dense))
             else:
-                query_heads = self._project(query, self.query_dense)
-                key_heads = self._project(key, self.key_dense)
-                value_heads = self._project(value, self.value_dense)
-            if cache is not None:
-                if self._value_dim != self.key_dim:
-                    raise ValueError(
-                        f"a key/value cache needs value_dim == key_dim; got key_dim={self.key_dim}, "
-                        f"value_dim={self._value_dim}."
-                    )
-                start = [0, 0, cache_index, 0, 0]
-                new_entries = ops.stack([key_heads, value_heads], axis=1)
-                cache = ops.slice_update(cache, start, ops.cast(new_entries, cache.dtype))
-                key_heads, value_heads = cache[:, 0], cache[:, 1]
-                # The empty slots after the new tokens must stay invisible: always causal here.
-                causal, query_start_index = True, cache_index
-
-        attended = self.attention(
-            query_heads,
-            key_heads,
-            value_heads,
-            padding_mask=padding_mask,
-            attention_mask=attention_mask,
-            causal=causal,
-            query_start_index=query_start_index,
-            return_attention_scores=return_attention_scores,
+                q, k, v = self.query_dense(query), self.key_dense(key), self.value_dense(value)
+            q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)
+        if cache is not None and cache_index is not None:  # write new keys/values, attend to every slot so far
+            self._check_cacheable()
+            cache = ops.slice_update(cache, [0, 0, cache_index, 0, 0], ops.cast(ops.stack([k, v], 1), cache.dtype))
+            k, v = cache[:, 0], cache[:, 1]
+            causal, query_start_index = True, cache_index  # the empty slots after the new tokens stay hidden
+        # 3. Attention per head: softmax(Q·Kᵀ/√d_k + M)·V.
+        heads = self.attention(
+            q, k, v, padding_mask=padding_mask, attention_mask=attention_mask, causal=causal,
+            query_start_index=query_start_index, return_attention_scores=return_attention_scores,
             training=training,
         )
-        if return_attention_scores:
-            attended, scores = attended
-        output = self._project(attended, self.output_dense, input_dims=2)
-
-        outputs = (output,)
-        if return_attention_scores:
-            outputs += (scores,)
-        if cache is not None:
-            outputs += (cache,)
+        heads, scores = heads if return_attention_scores else (heads, None)
+        # 4. Merge heads and project: Concat(head_1, ..., head_h)·W_O.
+        output = self.output_dense(self.merge_heads(heads))
+        outputs = (output,) + ((scores,) if return_attention_scores else ()) + ((cache,) if cache is not None else ())
         return outputs[0] if len(outputs) == 1 else outputs
 
     def compute_mask(self, query, mask=None):

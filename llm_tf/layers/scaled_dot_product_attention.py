@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from llm_tf.layers._validation import check_rate
+from llm_tf.checks import check_rate
 
 
 def causal_attention_mask(query_length, key_length, query_start_index=None):

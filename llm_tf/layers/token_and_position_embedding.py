@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from llm_tf.layers._validation import check_choice, check_positive_int
+from llm_tf.checks import check_choice, check_positive_int
 
 
 def sinusoidal_position_encoding(max_sequence_length, embedding_dim, dtype="float32"):
@@ -108,7 +108,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             )
         self.built = True
 
-    def call(self, token_ids, start_index=0):
+    def call(self, token_ids, start_index=0, positions=None):
         sequence_length = token_ids.shape[1]
         if sequence_length is not None and isinstance(start_index, int):
             if start_index + sequence_length > self.max_sequence_length:
@@ -121,9 +121,11 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         if self.scale_embeddings:
             embedded = embedded * ops.cast(math.sqrt(self.embedding_dim), embedded.dtype)
         if self.position == "learned":
-            table = self.position_embeddings
+            table = ops.convert_to_tensor(self.position_embeddings)
         else:
             table = sinusoidal_position_encoding(self.max_sequence_length, self.embedding_dim, embedded.dtype)
+        if positions is not None:  # explicit (batch, sequence) positions: padded prompts, cached decoding
+            return embedded + ops.cast(ops.take(table, ops.cast(positions, "int32"), axis=0), embedded.dtype)
         length = ops.shape(token_ids)[1]
         positions = ops.slice(table, [start_index, 0], [length, self.embedding_dim])
         return embedded + ops.cast(positions, embedded.dtype)[None, :, :]

@@ -2,8 +2,8 @@
 
 import keras
 
-from llm_tf.layers._validation import check_positive_int, check_rate
-from llm_tf.layers.feed_forward import ACTIVATIONS, FeedForward
+from llm_tf.checks import check_positive_int, check_rate
+from llm_tf.layers.feed_forward import FeedForward, get_activation
 from llm_tf.layers.multi_head_attention import MultiHeadAttention
 
 
@@ -31,8 +31,7 @@ class _TransformerBlockBase(keras.layers.Layer):
         check_rate("dropout", dropout)
         if attention_dropout is not None:
             check_rate("attention_dropout", attention_dropout)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"`activation` must be one of {sorted(ACTIVATIONS)}; got activation={activation!r}.")
+        get_activation(activation)  # raises a ValueError naming `activation` for an unknown one
         if not layer_norm_epsilon > 0:
             raise ValueError(f"`layer_norm_epsilon` must be > 0; got layer_norm_epsilon={layer_norm_epsilon!r}.")
         check_positive_int("key_dim", key_dim, allow_none=True)

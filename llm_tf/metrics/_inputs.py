@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from llm_tf.checks import check_positive_int, check_probability  # noqa: F401  (used by the metrics modules)
+
 
 def _short_repr(value, limit=80):
     text = repr(value)
@@ -81,19 +83,3 @@ def check_same_length(name_a, values_a, name_b, values_b):
             f"`{name_a}` and `{name_b}` must have the same length; got len({name_a})={len(values_a)} and "
             f"len({name_b})={len(values_b)}."
         )
-
-
-def check_positive_int(name, value, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
-
-
-def check_probability(name, value, low_open=True, high_open=True):
-    """Check ``value`` is a float strictly inside (0, 1) (bounds per the flags)."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok:
-        ok = (0.0 < value if low_open else 0.0 <= value) and (value < 1.0 if high_open else value <= 1.0)
-    if not ok:
-        raise ValueError(f"`{name}` must be a number in (0, 1); got {name}={value!r}.")

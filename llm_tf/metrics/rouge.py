@@ -66,7 +66,7 @@ def bootstrap_mean_interval(values, confidence=0.95, num_samples=1000, seed=0):
         >>> bool(low <= 0.5 <= high)
         True
     """
-    check_probability("confidence", confidence)
+    check_probability("confidence", confidence, allow_zero=False, allow_one=False)
     check_positive_int("num_samples", num_samples)
     matrix = np.asarray(values, dtype=float)
     one_dimensional = matrix.ndim == 1
@@ -124,7 +124,7 @@ def corpus_rouge(
     """
     rouge_types = _check_rouge_types(rouge_types)
     if bootstrap:
-        check_probability("confidence", confidence)
+        check_probability("confidence", confidence, allow_zero=False, allow_one=False)
         check_positive_int("num_samples", num_samples)
     predictions = as_text_list("predictions", predictions)
     reference_lists = as_reference_lists("references", references, len(predictions), "predictions")

@@ -5,14 +5,10 @@ saved ``.keras`` model after a plain ``import llm_tf.models``.
 """
 
 from llm_tf.models.gpt import GPT, GPT_PRESETS, GPTConfig
+from llm_tf.models.masked_lm import MaskedLM
 from llm_tf.models.seq2seq import SEQ2SEQ_PRESETS, Seq2SeqConfig, Seq2SeqTransformer
-from llm_tf.models.transformer_encoder import (
-    ENCODER_PRESETS,
-    MaskedLM,
-    TextClassifier,
-    TransformerEncoder,
-    TransformerEncoderConfig,
-)
+from llm_tf.models.text_classifier import TextClassifier
+from llm_tf.models.transformer_encoder import ENCODER_PRESETS, TransformerEncoder, TransformerEncoderConfig
 
 __all__ = [
     "ENCODER_PRESETS",

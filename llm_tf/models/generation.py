@@ -30,6 +30,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from llm_tf.checks import is_int, is_number
+
 SAMPLERS = ("greedy", "temperature", "top_k", "top_p", "beam")
 # A finite "minus infinity": -inf would turn `-inf - -inf` into NaN.
 NEGATIVE_INFINITY = -1e9
@@ -75,17 +77,9 @@ class CompiledLoops:
 # ---- arguments --------------------------------------------------------------------------------------
 
 
-def _is_int(value):
-    return not isinstance(value, bool) and isinstance(value, int | np.integer)
-
-
-def _is_number(value):
-    return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
-
-
 def check_max_new_tokens(max_new_tokens, limit, limit_name):
     """``max_new_tokens`` as an int in ``[1, limit]``; ValueError naming the argument otherwise."""
-    if not _is_int(max_new_tokens) or max_new_tokens < 1:
+    if not is_int(max_new_tokens) or max_new_tokens < 1:
         raise ValueError(f"`max_new_tokens` must be a positive integer; got max_new_tokens={max_new_tokens!r}.")
     if max_new_tokens > limit:
         raise ValueError(
@@ -98,7 +92,7 @@ def check_seed(seed):
     """An integer seed as a uint32 array (``None`` draws one)."""
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**32))
-    if not _is_int(seed):
+    if not is_int(seed):
         raise ValueError(f"`seed` must be an integer or None; got seed={seed!r}.")
     return np.asarray(int(seed) % 2**32, dtype="uint32")
 
@@ -112,21 +106,21 @@ def generation_settings(
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"`sampler` must be one of {list(SAMPLERS)}; got sampler={sampler!r}.")
-    if not _is_number(temperature) or not temperature > 0:
+    if not is_number(temperature) or not temperature > 0:
         raise ValueError(f"`temperature` must be a number > 0; got temperature={temperature!r}.")
-    if top_k is not None and (not _is_int(top_k) or top_k < 1):
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
         raise ValueError(f"`top_k` must be an integer >= 1; got top_k={top_k!r}.")
     if top_k is not None and top_k > vocabulary_size:
         raise ValueError(f"`top_k` must be at most vocabulary_size={vocabulary_size}; got top_k={top_k}.")
-    if top_p is not None and (not _is_number(top_p) or not 0.0 < top_p <= 1.0):
+    if top_p is not None and (not is_number(top_p) or not 0.0 < top_p <= 1.0):
         raise ValueError(f"`top_p` must be a number in (0, 1]; got top_p={top_p!r}.")
-    if not _is_int(num_beams) or num_beams < 1:
+    if not is_int(num_beams) or num_beams < 1:
         raise ValueError(f"`num_beams` must be an integer >= 1; got num_beams={num_beams!r}.")
-    if not _is_number(length_penalty) or length_penalty < 0:
+    if not is_number(length_penalty) or length_penalty < 0:
         raise ValueError(f"`length_penalty` must be a number >= 0; got length_penalty={length_penalty!r}.")
     if stop_token_ids is None:
         stop_token_ids = ()
-    elif _is_int(stop_token_ids):
+    elif is_int(stop_token_ids):
         stop_token_ids = (stop_token_ids,)
     stop_token_ids = tuple(sorted({int(t) for t in stop_token_ids}))
     bad = [t for t in stop_token_ids if not 0 <= t < vocabulary_size]

@@ -12,16 +12,17 @@ Everything a user touches is here: :class:`GPTConfig` (the sizes, a JSON round-t
 """
 
 import dataclasses
-import json
-import math
 
 import keras
 import numpy as np
 from keras import ops
 
-from llm_tf.layers import TokenAndPositionEmbedding, TransformerDecoderBlock, sinusoidal_position_encoding
-from llm_tf.layers.feed_forward import ACTIVATIONS
+from llm_tf.checks import check_token_ids
+from llm_tf.layers import TokenAndPositionEmbedding, TransformerDecoderBlock
+from llm_tf.layers.feed_forward import get_activation
 from llm_tf.models import generation
+from llm_tf.models.config import ModelConfig
+from llm_tf.models.gpt_generation import GPTGeneration, split_inputs
 
 # ------------------------------------------------------------------------------------------------------
 # Configuration and presets
@@ -29,7 +30,7 @@ from llm_tf.models import generation
 
 
 @dataclasses.dataclass
-class GPTConfig:
+class GPTConfig(ModelConfig):
     """Sizes and switches of a :class:`GPT` model.
 
     The defaults give the GPT-2 architecture (pre-norm blocks, tanh-GELU, LayerNorm epsilon 1e-5,
@@ -102,10 +103,7 @@ class GPTConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
                 raise ValueError(f"GPTConfig `{name}` must be a float in [0, 1); got {name}={value!r}.")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"GPTConfig `activation` must be one of {sorted(ACTIVATIONS)}; got activation={self.activation!r}."
-            )
+        get_activation(self.activation)  # raises a ValueError naming `activation` for an unknown one
         if self.position not in ("learned", "sinusoidal"):
             raise ValueError(
                 f"GPTConfig `position` must be 'learned' or 'sinusoidal'; got position={self.position!r}."
@@ -123,38 +121,6 @@ class GPTConfig:
     def head_dim(self):
         """Size of each attention head, ``hidden_dim // num_heads``."""
         return self.hidden_dim // self.num_heads
-
-    def to_dict(self):
-        """The fields as a plain (JSON-serializable) dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values):
-        """Rebuild from :meth:`to_dict` output; unknown keys raise ValueError."""
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"GPTConfig.from_dict got unknown fields {unknown}.")
-        return cls(**values)
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text):
-        return cls.from_dict(json.loads(text))
-
-    @classmethod
-    def from_preset(cls, name, **overrides):
-        """The preset ``name`` (one of ``GPT_PRESETS``) with some fields replaced.
-
-        Example: ``GPTConfig.from_preset("mini", vocabulary_size=65, max_sequence_length=256)``.
-        """
-        if name not in GPT_PRESETS:
-            raise ValueError(f"unknown GPT preset {name!r}; valid presets are {sorted(GPT_PRESETS)}.")
-        values = dict(GPT_PRESETS[name])
-        values.update(overrides)
-        return cls.from_dict(values)
-
 
 _GPT2_VOCABULARY_SIZE = 50257
 
@@ -202,6 +168,7 @@ GPT_PRESETS = {
         intermediate_dim=4096,
     ),
 }
+GPTConfig.PRESETS, GPTConfig.PRESET_KIND = GPT_PRESETS, "GPT"
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -225,40 +192,12 @@ def _is_concrete(tensor):
 
 
 # ------------------------------------------------------------------------------------------------------
-# Input checks
-# ------------------------------------------------------------------------------------------------------
-
-
-def _check_token_ids(token_ids, vocabulary_size, argument="token_ids"):
-    """Raise ValueError for ids outside ``[0, vocabulary_size)`` (XLA's gather would clamp them silently)."""
-    values = np.asarray(token_ids)
-    if values.size == 0:
-        return
-    if not np.issubdtype(values.dtype, np.integer):
-        raise ValueError(f"`{argument}` must hold integer token ids; got dtype {values.dtype}.")
-    low, high = int(values.min()), int(values.max())
-    if low < 0 or high >= vocabulary_size:
-        bad = low if low < 0 else high
-        raise ValueError(
-            f"`{argument}` must hold ids in [0, vocabulary_size={vocabulary_size}); got a token id {bad}."
-        )
-
-
-def _split_inputs(inputs):
-    if isinstance(inputs, dict):
-        if "token_ids" not in inputs:
-            raise ValueError(f"GPT inputs dict needs a 'token_ids' entry; got keys {sorted(inputs)}.")
-        return inputs["token_ids"], inputs.get("padding_mask")
-    return inputs, None
-
-
-# ------------------------------------------------------------------------------------------------------
 # The model
 # ------------------------------------------------------------------------------------------------------
 
 
 @keras.saving.register_keras_serializable(package="llm_tf")
-class GPT(keras.Model):
+class GPT(GPTGeneration, keras.Model):
     """Decoder-only causal Transformer language model (GPT-2 layout).
 
     Sublayers (names chosen to map onto Hugging Face GPT-2 one to one):
@@ -392,19 +331,6 @@ class GPT(keras.Model):
 
     # ---- forward pieces ---------------------------------------------------------------------------
 
-    def _position_table(self):
-        if self.config.position == "learned":
-            return self.embedding.position_embeddings
-        return sinusoidal_position_encoding(
-            self.config.max_sequence_length, self.config.hidden_dim, self.embedding.compute_dtype
-        )
-
-    def _embed_at(self, token_ids, positions):
-        """Token + position embedding with explicit ``positions`` ``(batch, sequence)`` (padding, caching)."""
-        dtype = self.embedding.compute_dtype
-        tokens = ops.take(ops.cast(self.embedding.token_embeddings, dtype), token_ids, axis=0)
-        return tokens + ops.take(ops.cast(self._position_table(), dtype), positions, axis=0)
-
     def _logits(self, hidden):
         """Final norm and output head: ``(..., d)`` → float32 ``(..., V)``."""
         if self.final_norm is not None:
@@ -414,21 +340,6 @@ class GPT(keras.Model):
         else:
             logits = self.embedding.project_to_vocabulary(hidden)
         return ops.cast(logits, "float32")
-
-    def _last_logits(self, hidden):
-        """Logits of one position per row, ``(batch, d)`` → float32 ``(batch, V)``, for decoding.
-
-        With tied embeddings this is ``(W_embed · hᵀ)ᵀ``: the table is the left operand in its stored
-        row-major layout, so XLA reads it once as a matrix-vector product. (``h · W_embedᵀ`` makes XLA
-        on CPU materialise the ``(d, V)`` transpose at every step, which doubles the memory traffic of
-        the largest matrix.)
-        """
-        if self.final_norm is not None:
-            hidden = self.final_norm(hidden)
-        if self.lm_head is not None:
-            return ops.cast(self.lm_head(hidden), "float32")
-        table = ops.cast(self.embedding.token_embeddings, hidden.dtype)
-        return ops.cast(ops.transpose(ops.matmul(table, ops.transpose(hidden))), "float32")
 
     def _check_inputs(self, token_ids, padding_mask):
         length = token_ids.shape[1] if len(token_ids.shape) == 2 else None
@@ -442,7 +353,7 @@ class GPT(keras.Model):
                 f"{self.config.max_sequence_length}."
             )
         if _is_concrete(token_ids):
-            _check_token_ids(token_ids, self.config.vocabulary_size)
+            check_token_ids(token_ids, self.config.vocabulary_size)
         if padding_mask is not None and tuple(padding_mask.shape) != tuple(token_ids.shape):
             raise ValueError(
                 f"`padding_mask` must have the shape of `token_ids` {tuple(token_ids.shape)}; got "
@@ -450,7 +361,7 @@ class GPT(keras.Model):
             )
 
     def call(self, inputs, training=None):
-        token_ids, padding_mask = _split_inputs(inputs)
+        token_ids, padding_mask = split_inputs(inputs)
         self._check_inputs(token_ids, padding_mask)
         token_ids = ops.cast(token_ids, "int32")
         if padding_mask is None:
@@ -459,333 +370,11 @@ class GPT(keras.Model):
         else:
             padding_mask = ops.cast(padding_mask, "bool")
             positions = ops.maximum(ops.cumsum(ops.cast(padding_mask, "int32"), axis=1) - 1, 0)
-            hidden = self._embed_at(token_ids, positions)
+            hidden = self.embedding(token_ids, positions=positions)
         hidden = self.embedding_dropout(hidden, training=training)
         for block in self.blocks:
             hidden = block(hidden, padding_mask=padding_mask, training=training)
         return self._logits(hidden)
-
-    # ---- generation -------------------------------------------------------------------------------
-
-    @property
-    def generate_trace_count(self):
-        """How many times a generation loop was traced (compiled); one per new shape or sampler setting."""
-        return self._generation_loops.trace_count
-
-    def generate(
-        self,
-        prompt_ids,
-        max_new_tokens,
-        sampler="greedy",
-        temperature=1.0,
-        top_k=None,
-        top_p=None,
-        num_beams=4,
-        length_penalty=1.0,
-        stop_token_ids=None,
-        seed=None,
-        padding_mask=None,
-    ):
-        """Continue each prompt by ``max_new_tokens`` tokens with a key/value cache.
-
-        The whole prompt is run in one pass (prefill) that fills the per-block caches and scores
-        only its last position; then a compiled while-loop (:mod:`llm_tf.models.generation`) emits one
-        token per step. The loop is compiled with XLA once per (batch size, total length
-        ``prompt_length + max_new_tokens``, sampler settings): calling again with the same shapes and
-        settings does not trace again (see :attr:`generate_trace_count`).
-
-        Prompts of different lengths go in one batch padded with id 0, either as a list of lists
-        (left-padded here) or with a ``padding_mask``; left- and right-padded batches are both
-        accepted (right padding is moved to the left). Each row is positioned as if unpadded, so a
-        padded prompt gives the same continuation as the same prompt alone.
-
-        Args:
-            prompt_ids: int ``(batch, prompt_length)`` or ``(prompt_length,)`` array, a list of
-                lists of ids (ragged allowed), or a dict with ``"token_ids"`` and ``"padding_mask"``.
-            max_new_tokens: number of tokens to add (positive int).
-            sampler: ``"greedy"``, ``"temperature"``, ``"top_k"``, ``"top_p"`` or ``"beam"`` (see
-                :mod:`llm_tf.models.generation`).
-            temperature: softmax temperature (> 0) of the sampling samplers.
-            top_k: number of candidates for ``"top_k"`` (default 50, at most the vocabulary size).
-            top_p: probability mass for ``"top_p"`` in (0, 1] (default 0.9).
-            num_beams: beams for ``"beam"`` (1 reproduces greedy decoding).
-            length_penalty: exponent ``alpha >= 0`` of the GNMT length penalty of beam search
-                (``score = log P / ((5 + length) / 6) ** alpha``; 0 = raw log-probability).
-            stop_token_ids: an id or ids that end a sequence; the stop token is kept, later
-                positions of that row are padding (0), and the loop ends once every row stopped.
-            seed: integer seed of the sampling samplers; the random draw of step ``s`` depends only
-                on ``(seed, s, row)``, so a seed reproduces a sample exactly. ``None`` draws one.
-            padding_mask: ``(batch, prompt_length)``, True for real prompt tokens (contiguous).
-
-        Returns:
-            int32 numpy array ``(batch, prompt_length + max_new_tokens)``: the (left-padded) prompt
-            followed by the new tokens.
-
-        Example:
-
-        >>> model = GPT(GPTConfig.from_preset("tiny", vocabulary_size=100, max_sequence_length=32))
-        >>> model.generate([[5, 6, 7], [8, 9]], max_new_tokens=3, sampler="top_k", top_k=5, seed=1).shape
-        (2, 6)
-        """
-        settings = generation.generation_settings(
-            sampler, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids,
-            self.config.vocabulary_size,
-        )
-        token_ids, prompt_mask = self._prepare_prompts(prompt_ids, padding_mask)
-        prompt_length = token_ids.shape[1]
-        if generation._is_int(max_new_tokens) and max_new_tokens > 0:
-            if prompt_length + max_new_tokens > self.config.max_sequence_length:
-                raise ValueError(
-                    f"prompt too long: prompt_length={prompt_length} + max_new_tokens={max_new_tokens} = "
-                    f"{prompt_length + max_new_tokens} exceeds the model's max_sequence_length="
-                    f"{self.config.max_sequence_length}."
-                )
-        max_new_tokens = generation.check_max_new_tokens(
-            max_new_tokens, self.config.max_sequence_length, "max_sequence_length"
-        )
-        total_length = prompt_length + max_new_tokens
-        output = self._generation_loops(
-            settings + (total_length,),
-            lambda: lambda ids, mask, seed: self._generate_graph(ids, mask, seed, total_length, settings),
-            token_ids,
-            prompt_mask,
-            generation.check_seed(seed),
-        )
-        return np.asarray(ops.convert_to_numpy(output), dtype="int32")
-
-    def _prepare_prompts(self, prompt_ids, padding_mask):
-        """Prompts as a left-padded int32 ``(batch, length)`` array plus its bool mask (checked eagerly)."""
-        if isinstance(prompt_ids, dict):
-            if padding_mask is not None:
-                raise ValueError(
-                    "give the padding mask either in the `prompt_ids` dict or as `padding_mask`."
-                )
-            prompt_ids, padding_mask = _split_inputs(prompt_ids)
-        if (
-            isinstance(prompt_ids, list | tuple)
-            and prompt_ids
-            and isinstance(prompt_ids[0], list | tuple | np.ndarray)
-        ):
-            rows = [np.asarray(row).reshape(-1) for row in prompt_ids]
-            if padding_mask is not None:
-                raise ValueError(
-                    "`padding_mask` cannot be combined with a list of prompts (they are padded here)."
-                )
-            length = max(len(row) for row in rows)
-            token_ids = np.zeros((len(rows), length), dtype="int64")
-            mask = np.zeros((len(rows), length), dtype=bool)
-            for index, row in enumerate(rows):
-                if len(row):
-                    token_ids[index, length - len(row) :] = row
-                    mask[index, length - len(row) :] = True
-            prompt_ids, padding_mask = token_ids, mask
-        token_ids = np.asarray(ops.convert_to_numpy(prompt_ids))
-        if token_ids.ndim == 1:
-            token_ids = token_ids[None, :]
-            padding_mask = None if padding_mask is None else np.asarray(padding_mask).reshape(1, -1)
-        if token_ids.ndim != 2 or token_ids.shape[1] == 0 or token_ids.shape[0] == 0:
-            raise ValueError(
-                f"`prompt_ids` must be a non-empty (batch, prompt_length) array; got shape {token_ids.shape}."
-            )
-        _check_token_ids(token_ids, self.config.vocabulary_size, "prompt_ids")
-        if token_ids.shape[1] > self.config.max_sequence_length:
-            raise ValueError(
-                f"prompt too long: {token_ids.shape[1]} tokens exceed the model's max_sequence_length="
-                f"{self.config.max_sequence_length}."
-            )
-        if padding_mask is None:
-            return token_ids.astype("int32"), np.ones(token_ids.shape, dtype=bool)
-        mask = np.asarray(ops.convert_to_numpy(padding_mask)).astype(bool)
-        if mask.shape != token_ids.shape:
-            raise ValueError(
-                f"`padding_mask` must have the shape of `prompt_ids` {token_ids.shape}; got {mask.shape}."
-            )
-        left_padded_ids = np.zeros_like(token_ids, dtype="int32")
-        left_padded_mask = np.zeros_like(mask)
-        length = token_ids.shape[1]
-        for index, row_mask in enumerate(mask):
-            real = np.flatnonzero(row_mask)
-            if real.size == 0:
-                raise ValueError(f"prompt {index} is empty: its `padding_mask` row has no real token.")
-            if real[-1] - real[0] + 1 != real.size:
-                raise ValueError(
-                    f"prompt {index} has padding between real tokens; `padding_mask` must mark one "
-                    f"contiguous run of real tokens per row (left or right padding)."
-                )
-            left_padded_ids[index, length - real.size :] = token_ids[index, real]
-            left_padded_mask[index, length - real.size :] = True
-        return left_padded_ids, left_padded_mask
-
-    @property
-    def _head_shape(self):
-        return (self.config.num_heads, self.config.head_dim)
-
-    def _prefill(self, token_ids, prompt_mask, total_length):
-        """Run the prompt once, filling fresh caches; returns last-position logits and the decoding state.
-
-        Returns:
-            ``(logits (batch, V), caches, key_mask (batch, total_length), lengths (batch,))`` where
-            ``lengths`` counts the real prompt tokens (the position of the first new token).
-        """
-        batch_size, prompt_length = token_ids.shape
-        dtype = self.blocks[0].compute_dtype
-        caches = [
-            ops.zeros((batch_size, 2, total_length) + self._head_shape, dtype=dtype) for _ in self.blocks
-        ]
-        key_mask = ops.concatenate(
-            [prompt_mask, ops.ones((batch_size, total_length - prompt_length), dtype="bool")], axis=1
-        )
-        counts = ops.cumsum(ops.cast(prompt_mask, "int32"), axis=1)
-        hidden = self._embed_at(token_ids, ops.maximum(counts - 1, 0))
-        for index, block in enumerate(self.blocks):
-            hidden, caches[index] = block(
-                hidden,
-                padding_mask=key_mask,
-                self_attention_cache=caches[index],
-                cache_index=0,
-                training=False,
-            )
-        # Only the last position's logits are needed: project one vector per row, not the whole prompt.
-        logits = self._last_logits(hidden[:, -1, :])
-        # Re-lay the caches once for the decoding steps: keys as (batch·heads, head_dim, length) and values
-        # as (batch·heads, length, head_dim), the operand layouts of the two attention matrix products, so
-        # a step updates each cache in place and multiplies it without any reshaping copy.
-        num_heads, head_dim = self._head_shape
-        flat = batch_size * num_heads
-        caches = [
-            (
-                ops.reshape(ops.transpose(cache[:, 0], (0, 2, 3, 1)), (flat, head_dim, total_length)),
-                ops.reshape(ops.transpose(cache[:, 1], (0, 2, 1, 3)), (flat, total_length, head_dim)),
-            )
-            for cache in caches
-        ]
-        return logits, caches, key_mask, counts[:, -1]
-
-    def _decode_weights(self):
-        """Per block, the attention weights as 2-D matrices for :meth:`_block_step`.
-
-        The query, key and value kernels ``(d, heads, head_dim)`` are concatenated into one ``(d, 3·d)``
-        matrix, so each decoding step makes one matrix-vector product instead of three. This runs once
-        per ``generate`` call, before the decoding loop (a copy of the attention weights), not per token.
-        """
-        dtype = self.blocks[0].compute_dtype
-        d = self.config.hidden_dim
-        prepared = []
-        for block in self.blocks:
-            attention = block.self_attention
-            parts = (attention.query_dense, attention.key_dense, attention.value_dense)
-            kernel = ops.concatenate([ops.reshape(dense.kernel, (d, d)) for dense in parts], axis=1)
-            weights = {
-                "qkv_kernel": ops.cast(kernel, dtype),
-                "output_kernel": ops.cast(ops.reshape(attention.output_dense.kernel, (d, d)), dtype),
-            }
-            if self.config.use_bias:
-                bias = ops.concatenate([ops.reshape(dense.bias, (d,)) for dense in parts], axis=0)
-                weights["qkv_bias"] = ops.cast(bias, dtype)
-                weights["output_bias"] = ops.cast(attention.output_dense.bias, dtype)
-            prepared.append(weights)
-        return prepared
-
-    def _decode_step(self, token, position, caches, key_mask, cache_index, weights):
-        """One new token per row at ``position`` (batch,), its keys/values written at slot ``cache_index``.
-
-        Args:
-            token: int ``(batch,)``.
-            position: int ``(batch,)``, the position embedding index of each row's token.
-            caches: per block ``(keys (batch·heads, head_dim, length), values (batch·heads, length,
-                head_dim))`` as :meth:`_prefill` returns them.
-            key_mask: bool ``(batch, length)``, False at prompt padding.
-            cache_index: scalar slot of this step.
-            weights: :meth:`_decode_weights`.
-
-        Returns:
-            ``(logits (batch, V), caches)``.
-        """
-        hidden = self._embed_at(token, position)
-        length = ops.shape(key_mask)[1]
-        # Which slots this step may attend to: real tokens up to and including its own. Built once per
-        # step for all blocks, as an additive bias (batch·heads, 1, length).
-        visible = ops.logical_and(key_mask, (ops.arange(length, dtype="int32") <= cache_index)[None, :])
-        bias = ops.repeat(ops.where(visible, 0.0, -1e9), self.config.num_heads, axis=0)[:, None, :]
-        new_caches = []
-        for block, (keys, values), block_weights in zip(self.blocks, caches, weights):
-            hidden, keys, values = self._block_step(
-                block, hidden, keys, values, bias, cache_index, block_weights
-            )
-            new_caches.append((keys, values))
-        return self._last_logits(hidden), new_caches
-
-    def _block_step(self, block, hidden, keys, values, bias, cache_index, weights):
-        """One decoder block for one token per row, ``(batch, d)`` → ``(batch, d)``, with its cache.
-
-        The same computation as ``TransformerDecoderBlock`` with a cache (the tests check generation
-        against full recomputation through the blocks), written for the single-token case with plain
-        2-D matrix products. (Applied to one token, the per-head ``EinsumDense`` projections lead XLA on
-        CPU to fuse the preceding LayerNorm and the kernel reshape into a generic loop that reads the
-        kernel several times slower than a matrix-vector product does.)
-        """
-        dtype = block.compute_dtype
-        batch_size = ops.shape(hidden)[0]
-        num_heads, head_dim = self._head_shape
-        d = self.config.hidden_dim
-        x = block.self_attention_norm(hidden) if block.norm_first else hidden
-        qkv = ops.matmul(x, weights["qkv_kernel"])
-        if "qkv_bias" in weights:
-            qkv = qkv + weights["qkv_bias"]
-        flat = batch_size * num_heads
-        query = ops.reshape(qkv[:, :d], (flat, 1, head_dim))
-        key = ops.reshape(qkv[:, d : 2 * d], (flat, head_dim, 1))
-        value = ops.reshape(qkv[:, 2 * d :], (flat, 1, head_dim))
-        keys = ops.slice_update(keys, [0, 0, cache_index], key)
-        values = ops.slice_update(values, [0, cache_index, 0], value)
-        scores = ops.matmul(query, keys)  # (batch·heads, 1, length)
-        scores = ops.cast(scores, "float32") * (1.0 / math.sqrt(head_dim)) + bias
-        attention_weights = ops.cast(ops.softmax(scores, axis=-1), dtype)
-        attended = ops.reshape(ops.matmul(attention_weights, values), (batch_size, d))
-        attended = ops.matmul(attended, weights["output_kernel"])
-        if "output_bias" in weights:
-            attended = attended + weights["output_bias"]
-        hidden = hidden + attended
-        if not block.norm_first:
-            hidden = block.self_attention_norm(hidden)
-        x = block.feed_forward_norm(hidden) if block.norm_first else hidden
-        hidden = hidden + block.feed_forward(x, training=False)
-        if not block.norm_first:
-            hidden = block.feed_forward_norm(hidden)
-        return hidden, keys, values
-
-    def _generate_graph(self, token_ids, prompt_mask, seed, total_length, settings):
-        """The traced body of :meth:`generate`: prefill, then :func:`generation.decode` over cached steps."""
-        batch_size, prompt_length = token_ids.shape
-        logits, caches, key_mask, lengths = self._prefill(token_ids, prompt_mask, total_length)
-        weights = self._decode_weights()
-        num_heads = self.config.num_heads
-
-        def reorder(caches, rows):
-            # Caches hold (rows·heads, ...): gather whole rows, keeping each row's heads together.
-            def take(cache):
-                shape = ops.shape(cache)
-                per_row = ops.reshape(cache, (shape[0] // num_heads, num_heads) + tuple(shape[1:]))
-                return ops.reshape(ops.take(per_row, rows, axis=0), (-1,) + tuple(shape[1:]))
-
-            return [(take(keys), take(values)) for keys, values in caches]
-
-        if settings[0] == "beam":  # one row per beam, each a copy of its prompt's
-            rows = ops.repeat(ops.arange(batch_size, dtype="int32"), settings[4])
-            caches = reorder(caches, rows)
-            logits, key_mask, lengths = (ops.take(t, rows, axis=0) for t in (logits, key_mask, lengths))
-
-        def step(tokens, index, caches):
-            # The token generated at step index - 1 sits at position lengths + index - 1, cache slot
-            # prompt_length + index - 1.
-            return self._decode_step(
-                tokens, lengths + index - 1, caches, key_mask, prompt_length + index - 1, weights
-            )
-
-        new_tokens, _ = generation.decode(
-            step, reorder, logits, caches, batch_size, total_length - prompt_length, settings, seed
-        )
-        return ops.concatenate([token_ids, new_tokens], axis=1)
 
     # ---- scoring ----------------------------------------------------------------------------------
 
@@ -809,14 +398,14 @@ class GPT(keras.Model):
         (1, 3)
         """
         if isinstance(token_ids, dict):
-            token_ids, padding_mask = _split_inputs(token_ids)
+            token_ids, padding_mask = split_inputs(token_ids)
         token_ids = np.asarray(ops.convert_to_numpy(token_ids))
         if token_ids.ndim != 2 or token_ids.shape[1] < 2:
             raise ValueError(
                 f"`token_ids` must be (batch, sequence) with sequence >= 2 to score next tokens; "
                 f"got shape {token_ids.shape}."
             )
-        _check_token_ids(token_ids, self.config.vocabulary_size)
+        check_token_ids(token_ids, self.config.vocabulary_size)
         if token_ids.shape[1] > self.config.max_sequence_length:
             raise ValueError(
                 f"sequence too long: {token_ids.shape[1]} tokens exceed max_sequence_length="

@@ -13,16 +13,17 @@ projected once from the encoder output.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 from keras import ops
 
+from llm_tf.checks import check_positive_int, check_rate, is_int
 from llm_tf.layers import TokenAndPositionEmbedding, TransformerDecoderBlock, TransformerEncoderBlock
-from llm_tf.layers.feed_forward import ACTIVATIONS
+from llm_tf.layers.feed_forward import get_activation
 from llm_tf.models import generation
+from llm_tf.models.config import ModelConfig
 
 # Sizes only; the vocabulary comes from the tokenizer, so it is always passed by the caller.
 SEQ2SEQ_PRESETS = {
@@ -46,18 +47,8 @@ _POSITIONS = ("sinusoidal", "learned")
 _SOURCE_LENGTH_BUCKET = 16
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
-
-
-def _check_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be a float in [0, 1); got {name}={value!r}.")
-
-
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(ModelConfig):
     """Sizes and choices of a :class:`Seq2SeqTransformer`; round-trips through JSON.
 
     Args:
@@ -129,22 +120,19 @@ class Seq2SeqConfig:
             "num_heads",
             "intermediate_dim",
         ):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         for name in ("target_vocabulary_size", "max_target_sequence_length"):
             if getattr(self, name) is not None:
-                _check_positive_int(name, getattr(self, name))
+                check_positive_int(name, getattr(self, name))
         if self.hidden_dim % self.num_heads != 0:
             raise ValueError(
                 f"`hidden_dim` must be divisible by `num_heads`; got hidden_dim={self.hidden_dim}, "
                 f"num_heads={self.num_heads}."
             )
-        _check_rate("dropout", self.dropout)
+        check_rate("dropout", self.dropout)
         if self.attention_dropout is not None:
-            _check_rate("attention_dropout", self.attention_dropout)
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"`activation` must be one of {sorted(ACTIVATIONS)}; got activation={self.activation!r}."
-            )
+            check_rate("attention_dropout", self.attention_dropout)
+        get_activation(self.activation)  # raises a ValueError naming `activation` for an unknown one
         if not self.layer_norm_epsilon > 0:
             raise ValueError(
                 f"`layer_norm_epsilon` must be > 0; got layer_norm_epsilon={self.layer_norm_epsilon!r}."
@@ -186,37 +174,8 @@ class Seq2SeqConfig:
         """Whether source and target use one vocabulary."""
         return self.target_vocabulary_size in (None, self.vocabulary_size)
 
-    def to_dict(self):
-        """A JSON-ready dict of every field."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, config):
-        """Rebuilds a config from :meth:`to_dict`'s output; unknown keys raise ``ValueError``."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - names)
-        if unknown:
-            raise ValueError(f"unknown Seq2SeqConfig fields {unknown}; expected some of {sorted(names)}.")
-        return cls(**config)
-
-    @classmethod
-    def from_preset(cls, name, **overrides):
-        """The preset ``name`` (``tiny``, ``mini``, ``small``, ``base``) with ``overrides`` applied.
-
-        ``vocabulary_size`` must be among the overrides (it comes from the tokenizer).
-
-        Example:
-
-        >>> Seq2SeqConfig.from_preset("base", vocabulary_size=37000).num_encoder_layers
-        6
-        """
-        if name not in SEQ2SEQ_PRESETS:
-            raise ValueError(f"unknown preset {name!r}; expected one of {list(SEQ2SEQ_PRESETS)}.")
-        if "vocabulary_size" not in overrides:
-            raise ValueError(
-                f"Seq2SeqConfig.from_preset({name!r}) needs `vocabulary_size=` (the tokenizer's vocabulary size)."
-            )
-        return cls.from_dict({**SEQ2SEQ_PRESETS[name], **overrides})
+Seq2SeqConfig.PRESETS, Seq2SeqConfig.PRESET_KIND = SEQ2SEQ_PRESETS, "seq2seq"
+Seq2SeqConfig.REQUIRED_OVERRIDES = ("vocabulary_size",)
 
 
 def _known_values(tensor):
@@ -641,7 +600,7 @@ class Seq2SeqTransformer(keras.Model):
         max_new_tokens = generation.check_max_new_tokens(
             limit if max_new_tokens is None else max_new_tokens, limit, config.max_target_length_name
         )
-        stop_token_ids = [stop_token_ids] if generation._is_int(stop_token_ids) else list(stop_token_ids or [])
+        stop_token_ids = [stop_token_ids] if is_int(stop_token_ids) else list(stop_token_ids or [])
         settings = generation.generation_settings(
             sampler, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids + [config.end_id],
             config.effective_target_vocabulary_size,

@@ -1,12 +1,12 @@
-"""BERT-style bidirectional encoder, a text classifier and a masked language model on top of it.
-
-Everything of the family lives in this one file:
+"""BERT-style bidirectional encoder (the backbone of :mod:`~llm_tf.models.text_classifier` and
+:mod:`~llm_tf.models.masked_lm`).
 
 * :class:`TransformerEncoderConfig` — the sizes and architecture switches (a JSON-friendly dataclass),
   with the presets in :data:`ENCODER_PRESETS` (``tiny``, ``mini``, ``small``, ``base``);
-* :class:`TransformerEncoder` — the backbone: embeddings → N encoder blocks → optional final norm;
-* :class:`TextClassifier` — backbone + pooling + dropout + dense head → class logits;
-* :class:`MaskedLM` — backbone + BERT's MLM head tied to the token embedding → logits at masked positions.
+* :class:`TransformerEncoder` — the backbone: embeddings → N encoder blocks → optional final norm.
+
+The heads live one per file: ``text_classifier.TextClassifier`` (backbone + pooling + dropout + dense head →
+class logits) and ``masked_lm.MaskedLM`` (backbone + BERT's MLM head tied to the token embedding).
 
 With the default switches the backbone is exactly BERT (Devlin et al., 2019)::
 
@@ -25,15 +25,15 @@ gathers silently clamp out-of-range ids instead of failing.
 """
 
 import dataclasses
-import json
 
 import keras
 import numpy as np
 from keras import ops
 
+from llm_tf.checks import check_choice, check_positive_int, check_rate
 from llm_tf.layers import TokenAndPositionEmbedding, TransformerEncoderBlock
-from llm_tf.layers._validation import check_choice, check_positive_int, check_rate
-from llm_tf.layers.feed_forward import ACTIVATIONS
+from llm_tf.layers.feed_forward import get_activation
+from llm_tf.models.config import ModelConfig
 
 # The project's tokenizers all reserve id 0 for padding; a bare token-id input is masked with it.
 PADDING_ID = 0
@@ -53,7 +53,7 @@ ENCODER_PRESETS = {
 
 
 @dataclasses.dataclass
-class TransformerEncoderConfig:
+class TransformerEncoderConfig(ModelConfig):
     """Sizes and architecture switches of a :class:`TransformerEncoder`.
 
     The defaults of the switches reproduce BERT; ``norm_first=True, final_norm=True,
@@ -116,7 +116,7 @@ class TransformerEncoderConfig:
         check_rate("dropout", self.dropout)
         if self.attention_dropout is not None:
             check_rate("attention_dropout", self.attention_dropout)
-        check_choice("activation", self.activation, set(ACTIVATIONS))
+        get_activation(self.activation)  # raises a ValueError naming `activation` for an unknown one
         check_choice("position", self.position, {"learned", "sinusoidal"})
         for name in ("layer_norm_epsilon", "initializer_range"):
             value = getattr(self, name)
@@ -135,56 +135,7 @@ class TransformerEncoderConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be a bool; got {name}={getattr(self, name)!r}.")
 
-    def to_dict(self):
-        """Plain JSON-serializable dict of every field."""
-        return dataclasses.asdict(self)
-
-    def to_json(self):
-        """The config as a JSON string."""
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values):
-        """Rebuild from :meth:`to_dict` output; unknown or missing fields raise ``ValueError``."""
-        if isinstance(values, cls):
-            return values
-        if not isinstance(values, dict):
-            raise ValueError(
-                f"`values` must be a dict of config fields; got {type(values).__name__}: {values!r}."
-            )
-        fields = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; valid fields are {sorted(fields)}.")
-        required = [
-            field.name
-            for field in dataclasses.fields(cls)
-            if field.default is dataclasses.MISSING and field.name not in values
-        ]
-        if required:
-            raise ValueError(f"{cls.__name__} is missing required field(s) {required}.")
-        return cls(**values)
-
-    @classmethod
-    def from_json(cls, text):
-        """Rebuild from :meth:`to_json` output."""
-        return cls.from_dict(json.loads(text))
-
-    @classmethod
-    def from_preset(cls, name, **overrides):
-        """A preset from :data:`ENCODER_PRESETS` with some fields replaced.
-
-        Args:
-            name: ``"tiny"``, ``"mini"``, ``"small"`` or ``"base"`` (BERT-base: 12 layers, 768 wide,
-                12 heads, 3072 intermediate, vocabulary 30522, 512 positions, 2 segments).
-            **overrides: any config field, e.g. ``vocabulary_size=8000``.
-
-        Returns:
-            A :class:`TransformerEncoderConfig`.
-        """
-        if name not in ENCODER_PRESETS:
-            raise ValueError(f"unknown encoder preset {name!r}; valid presets are {sorted(ENCODER_PRESETS)}.")
-        return cls.from_dict({**ENCODER_PRESETS[name], **overrides})
+TransformerEncoderConfig.PRESETS, TransformerEncoderConfig.PRESET_KIND = ENCODER_PRESETS, "encoder"
 
 
 def _as_config(config):
@@ -462,281 +413,3 @@ def _backbone_from(backbone, config, dtype_policy, owner):
     if not isinstance(backbone, TransformerEncoder):
         raise ValueError(f"`backbone` must be a TransformerEncoder; got {type(backbone).__name__}.")
     return backbone
-
-
-@keras.saving.register_keras_serializable(package="llm_tf")
-class TextClassifier(keras.Model):
-    """Sequence classification: encoder backbone → pooling → dropout → dense head → class logits.
-
-    Pooling (``pooling=``):
-
-    * ``"first"`` — the first token's state (BERT's ``[CLS]`` position);
-    * ``"mean"`` — the mean of the states of the real tokens (padding excluded), in float32;
-    * ``"pooler"`` — BERT's pooler ``tanh(W_p · h_first + b_p)``; with it the model is exactly Hugging
-      Face's ``BertForSequenceClassification`` (pooler → dropout → ``Dense(num_labels)``).
-
-    Either build a fresh backbone from ``config`` or pass a trained one (the fine-tuning path, e.g.
-    ``MaskedLM.backbone``); ``freeze_backbone=True`` trains only the head and runs the backbone in
-    inference mode (no dropout). Setting ``model.backbone.trainable`` later re-freezes or unfreezes it.
-
-    Sublayers: ``backbone`` (:class:`TransformerEncoder`), ``pooler`` (``Dense(hidden_dim, "tanh")``,
-    only with ``pooling="pooler"``), ``output_dropout`` and ``classifier`` (``Dense(num_classes)``, float32
-    so the logits stay float32 under mixed precision).
-
-    Args:
-        num_classes: number of classes (logit width).
-        pooling: ``"first"``, ``"mean"`` or ``"pooler"``.
-        dropout: dropout rate before the classifier, in ``[0, 1)``.
-        backbone: an existing :class:`TransformerEncoder`; mutually exclusive with ``config``.
-        config: a :class:`TransformerEncoderConfig` (or dict) for a new backbone.
-        freeze_backbone: whether the backbone's weights stay fixed.
-        **kwargs: standard model arguments (``name``, ``dtype``).
-
-    Call arguments:
-        inputs: ``{"token_ids", "padding_mask"[, "segment_ids"]}`` or bare token ids, as for
-            :class:`TransformerEncoder`.
-        training: whether dropout is active.
-
-    Returns:
-        float32 logits ``(batch, num_classes)``.
-
-    Example:
-
-    >>> config = TransformerEncoderConfig.from_preset("tiny", vocabulary_size=8000, num_segments=0)
-    >>> classifier = TextClassifier(num_classes=5, pooling="mean", config=config)
-    >>> classifier.compile(optimizer="adam")  # default loss: sparse categorical cross-entropy on logits
-    >>> classifier({"token_ids": np.array([[2, 7, 9, 0]]), "padding_mask": np.array([[1, 1, 1, 0]])}).shape
-    TensorShape([1, 5])
-    """
-
-    def __init__(
-        self,
-        num_classes,
-        pooling="first",
-        dropout=0.1,
-        backbone=None,
-        config=None,
-        freeze_backbone=False,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        check_positive_int("num_classes", num_classes)
-        check_choice("pooling", pooling, set(POOLING_CHOICES))
-        check_rate("dropout", dropout)
-        if not isinstance(freeze_backbone, bool):
-            raise ValueError(f"`freeze_backbone` must be a bool; got freeze_backbone={freeze_backbone!r}.")
-        self.num_classes = num_classes
-        self.pooling = pooling
-        self.dropout = dropout
-        self.backbone = _backbone_from(backbone, config, self.dtype_policy, type(self).__name__)
-        if freeze_backbone:
-            self.backbone.trainable = False
-        hidden_dim = self.backbone.config.hidden_dim
-        self.pooler = None
-        if pooling == "pooler":
-            self.pooler = keras.layers.Dense(
-                hidden_dim,
-                activation="tanh",
-                kernel_initializer=_initializer(self.backbone.config),
-                dtype=self.dtype_policy,
-                name="pooler",
-            )
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="output_dropout")
-        self.classifier = keras.layers.Dense(
-            num_classes,
-            kernel_initializer=_initializer(self.backbone.config),
-            dtype="float32",
-            name="classifier",
-        )
-        self.build()
-
-    @property
-    def config(self):
-        """The backbone's :class:`TransformerEncoderConfig`."""
-        return self.backbone.config
-
-    def build(self, input_shape=None):
-        hidden_dim = self.backbone.config.hidden_dim
-        if self.pooler is not None:
-            self.pooler.build((None, hidden_dim))
-        self.classifier.build((None, hidden_dim))
-
-    def call(self, inputs, training=None):
-        token_ids, padding_mask, segment_ids = self.backbone.unpack_inputs(inputs)
-        # A frozen backbone is a fixed feature extractor: its dropout stays off too.
-        backbone_training = training if self.backbone.trainable else False
-        sequence = self.backbone.encode(token_ids, padding_mask, segment_ids, training=backbone_training)
-        if self.pooling == "mean":
-            weights = ops.cast(padding_mask, "float32")[:, :, None]
-            total = ops.sum(ops.cast(sequence, "float32") * weights, axis=1)
-            # An all-padding row pools to zeros instead of 0/0.
-            pooled = total / ops.maximum(ops.sum(weights, axis=1), 1.0)
-        else:
-            pooled = sequence[:, 0, :]
-            if self.pooler is not None:
-                pooled = self.pooler(pooled)
-        pooled = self.output_dropout(pooled, training=training)
-        return self.classifier(pooled)
-
-    def compile(self, optimizer="adam", loss="auto", metrics="auto", **kwargs):
-        """``keras.Model.compile`` with defaults for integer class labels.
-
-        ``loss="auto"`` is ``SparseCategoricalCrossentropy(from_logits=True)`` and ``metrics="auto"`` is
-        ``[SparseCategoricalAccuracy(name="accuracy")]``; anything else is passed through unchanged.
-        """
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_classes": self.num_classes,
-                "pooling": self.pooling,
-                "dropout": self.dropout,
-                "config": self.backbone.config.to_dict(),
-                "freeze_backbone": not self.backbone.trainable,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["config"] = TransformerEncoderConfig.from_dict(config["config"])
-        return cls(**config)
-
-
-@keras.saving.register_keras_serializable(package="llm_tf")
-class MaskedLM(keras.Model):
-    """Masked language model: encoder backbone + BERT's MLM head, evaluated at the masked positions only.
-
-    Implements, for the backbone states ``h`` gathered at ``mask_positions`` (gathering first keeps the
-    vocabulary projection to ``P`` positions instead of ``T``)::
-
-        z      = LayerNorm(act(W_t · h + b_t))
-        logits = z · W_tokᵀ + b_out                  (W_tok: the backbone's token embedding, tied)
-
-    which is Hugging Face's ``BertForMaskedLM`` head (``cls.predictions``). The logits are float32.
-
-    Training data are ``({"token_ids", "padding_mask", "mask_positions"}, mask_ids, mask_weights)``:
-    ``mask_ids`` ``(batch, P)`` are the original tokens at the masked positions and ``mask_weights``
-    ``(batch, P)`` are 1 for real masks and 0 for padded slots. :meth:`compile` defaults to
-    ``SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")`` (the mean
-    over real masks) and a weighted accuracy, so weight-0 slots count for neither.
-
-    Sublayers: ``backbone`` (:class:`TransformerEncoder`), ``transform_dense`` (``Dense(hidden_dim)``),
-    ``transform_norm`` (LayerNorm) and the weight ``output_bias`` ``(vocabulary_size,)``; the output
-    projection reuses ``backbone.embedding.token_embeddings``.
-
-    Args:
-        backbone: an existing :class:`TransformerEncoder`; mutually exclusive with ``config``.
-        config: a :class:`TransformerEncoderConfig` (or dict) for a new backbone.
-        **kwargs: standard model arguments (``name``, ``dtype``).
-
-    Call arguments:
-        inputs: ``{"token_ids", "padding_mask"[, "segment_ids"], "mask_positions"}`` with
-            ``mask_positions`` int ``(batch, P)`` in ``[0, sequence)``. Without ``mask_positions`` (or with
-            bare token ids) the head runs at every position.
-        training: whether dropout is active.
-
-    Returns:
-        float32 logits ``(batch, P, vocabulary_size)`` (``(batch, sequence, vocabulary_size)`` without
-        ``mask_positions``).
-
-    Example:
-
-    >>> mlm = MaskedLM(config=TransformerEncoderConfig.from_preset("tiny", vocabulary_size=1000))
-    >>> mlm.compile(optimizer="adam")
-    >>> inputs = {"token_ids": np.array([[2, 4, 9, 3]]), "padding_mask": np.array([[1, 1, 1, 1]]),
-    ...           "mask_positions": np.array([[1, 0]])}
-    >>> mlm(inputs).shape
-    TensorShape([1, 2, 1000])
-    """
-
-    def __init__(self, backbone=None, config=None, **kwargs):
-        super().__init__(**kwargs)
-        self.backbone = _backbone_from(backbone, config, self.dtype_policy, type(self).__name__)
-        backbone_config = self.backbone.config
-        self.transform_dense = keras.layers.Dense(
-            backbone_config.hidden_dim,
-            kernel_initializer=_initializer(backbone_config),
-            dtype=self.dtype_policy,
-            name="transform_dense",
-        )
-        self.transform_norm = keras.layers.LayerNormalization(
-            epsilon=backbone_config.layer_norm_epsilon, dtype=self.dtype_policy, name="transform_norm"
-        )
-        self.build()
-
-    @property
-    def config(self):
-        """The backbone's :class:`TransformerEncoderConfig`."""
-        return self.backbone.config
-
-    def build(self, input_shape=None):
-        hidden_dim = self.backbone.config.hidden_dim
-        self.transform_dense.build((None, None, hidden_dim))
-        self.transform_norm.build((None, None, hidden_dim))
-        self.output_bias = self.add_weight(
-            name="output_bias", shape=(self.backbone.config.vocabulary_size,), initializer="zeros"
-        )
-
-    def call(self, inputs, training=None):
-        mask_positions = None
-        if isinstance(inputs, dict):
-            _check_inputs_dict(inputs, BACKBONE_INPUT_KEYS + ("mask_positions",), type(self).__name__)
-            inputs = dict(inputs)
-            mask_positions = inputs.pop("mask_positions", None)
-        token_ids, padding_mask, segment_ids = self.backbone.unpack_inputs(inputs)
-        sequence = self.backbone.encode(token_ids, padding_mask, segment_ids, training=training)
-        if mask_positions is not None:
-            if len(mask_positions.shape) != 2:
-                raise ValueError(
-                    f"`mask_positions` must have shape (batch, num_masks); "
-                    f"got mask_positions shape {tuple(mask_positions.shape)}."
-                )
-            length = token_ids.shape[1]
-            if length is not None:
-                _check_id_range("mask_positions", mask_positions, length, "sequence length")
-            mask_positions = ops.cast(mask_positions, "int32")
-            sequence = ops.take_along_axis(sequence, mask_positions[:, :, None], axis=1)
-        return self.predict_tokens(sequence)
-
-    def predict_tokens(self, hidden):
-        """The MLM head on backbone states: ``(..., hidden_dim)`` → float32 ``(..., vocabulary_size)``."""
-        hidden = self.transform_dense(hidden)
-        hidden = ACTIVATIONS[self.backbone.config.activation](hidden)
-        hidden = self.transform_norm(hidden)
-        logits = self.backbone.embedding.project_to_vocabulary(hidden)
-        return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
-
-    def compile(self, optimizer="adam", loss="auto", weighted_metrics="auto", **kwargs):
-        """``keras.Model.compile`` with masked-LM defaults.
-
-        ``loss="auto"`` is ``SparseCategoricalCrossentropy(from_logits=True,
-        reduction="mean_with_sample_weight")`` — with ``mask_weights`` as sample weights, the mean
-        cross-entropy over the real masks — and ``weighted_metrics="auto"`` is
-        ``[SparseCategoricalAccuracy(name="accuracy")]``, the accuracy over the real masks.
-        """
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, reduction="mean_with_sample_weight"
-            )
-        if weighted_metrics == "auto":
-            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        config["config"] = self.backbone.config.to_dict()
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["config"] = TransformerEncoderConfig.from_dict(config["config"])
-        return cls(**config)

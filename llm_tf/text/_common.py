@@ -10,34 +10,13 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from llm_tf.checks import check_choice, check_positive_int, check_probability  # noqa: F401  (used by the text modules)
+
 # Lone UTF-16 surrogates can sit in a Python `str` (for example after `bytes.decode(errors="surrogateescape")`)
 # but cannot be encoded as UTF-8; they are treated like invalid UTF-8 bytes.
 _SURROGATES = re.compile("[\ud800-\udfff]")
 REPLACEMENT_CHARACTER = "\ufffd"
 ERROR_POLICIES = ("replace", "strict")
-
-
-def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
-
-
-def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
-    choices = tuple(choices)
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {list(choices)}; got {name}={value!r}.")
-
-
-def check_probability(name: str, value: Any, *, allow_zero: bool = True, allow_one: bool = True) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok:
-        ok = (value >= 0.0 if allow_zero else value > 0.0) and (value <= 1.0 if allow_one else value < 1.0)
-    if not ok:
-        low = "[0" if allow_zero else "(0"
-        high = "1]" if allow_one else "1)"
-        raise ValueError(f"`{name}` must be a number in {low}, {high}; got {name}={value!r}.")
 
 
 def to_text(value: Any, *, errors: str = "replace", argument: str = "text") -> str:

@@ -16,6 +16,8 @@ import types
 import keras
 import tensorflow as tf
 
+from llm_tf.checks import require_tensorflow_backend
+
 STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 # Environment variables that indicate a Cloud TPU or a TPU VM. The TPU cluster resolver is only tried when one
@@ -135,6 +137,8 @@ def get_strategy(name: str = "auto", num_cpu_devices: int | None = None) -> tf.d
         num_cpu_devices: when set, split the CPU into this many logical devices first (for testing data
             parallelism without GPUs).
 
+    TensorFlow backend only (``tf.distribute``): raises ValueError under another Keras backend.
+
     Returns:
         The strategy.
 
@@ -143,6 +147,7 @@ def get_strategy(name: str = "auto", num_cpu_devices: int | None = None) -> tf.d
         >>> strategy.num_replicas_in_sync  # doctest: +SKIP
         2
     """
+    require_tensorflow_backend("get_strategy (tf.distribute)")
     if name not in STRATEGY_NAMES:
         raise ValueError(f"Unknown strategy name={name!r}; expected one of {', '.join(STRATEGY_NAMES)}")
     cpu_devices = configure_cpu_devices(num_cpu_devices) if num_cpu_devices is not None else None

@@ -140,7 +140,8 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def split_heads(self, x):
         """``(batch, length, heads·dim)`` → ``(batch, length, heads, dim)``."""
-        return ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], self.num_heads, -1))
+        # The head size as a Python int keeps it static when batch and length are not (symbolic builds).
+        return ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], self.num_heads, x.shape[-1] // self.num_heads))
 
     def merge_heads(self, x):
         """``(batch, length, heads, dim)`` → ``(batch, length, heads·dim)``: Concat(head_1, ..., head_h)."""

@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"[{getattr(TranslationConfig(), name)!r}]")
     recipe.add_argument("--max-minutes", type=float, default=None,
                         help="wall-clock training budget of this invocation (stops at an epoch end)")
+    recipe.add_argument("--deterministic", action="store_true",
+                        help="TensorFlow op determinism: the same command gives the same BLEU bit for bit")
     return parser
 
 
@@ -125,7 +127,7 @@ def main(argv=None) -> dict:
     from llm_tf.tasks.runs import open_run
     from llm_tf.text import load_tokenizer
 
-    training.setup_training(strategy=args.strategy, seed=config.seed, deterministic=False)
+    training.setup_training(strategy=args.strategy, seed=config.seed, deterministic=args.deterministic)
     run, saved = open_run(f"translation_{config.source}_{config.target}", args.runs_root, config.to_dict(),
                           resume=args.resume)
     config = TranslationConfig.from_dict(saved)

@@ -242,3 +242,69 @@ def test_gpt_smoke_resumed_after_sigkill_equals_an_uninterrupted_run(tmp_path, s
     uninterrupted, resumed = _lm_metrics(tmp_path / "uninterrupted"), _lm_metrics(tmp_path / "resumed")
     assert len(uninterrupted["evaluations"]) == 3
     assert resumed == uninterrupted
+
+
+TRANSLATION_SMOKE = ("translation.py", "--preset", "smoke", "--deterministic", "--backup-every-n-steps", "2")
+
+
+def _translation_metrics(output_dir: pathlib.Path) -> dict:
+    """BLEU/chrF of every decoding (timings left out), the decoded test sets and every logged loss."""
+    (results_file,) = output_dir.rglob("translation_results.json")
+    scores = {
+        decoding: {name: value for name, value in values.items() if name not in ("decode_s", "sentences_per_s")}
+        for decoding, values in json.loads(results_file.read_text())["test"].items()
+    }
+    outputs = {path.name: path.read_text() for path in sorted(output_dir.rglob("test_*.txt"))}
+    (metrics_csv,) = output_dir.rglob("metrics.csv")
+    lines = metrics_csv.read_text().splitlines()
+    header = lines[0].split(",")
+    keep = [header.index(name) for name in ("loss", "val_loss")]
+    losses = [[row.split(",")[index] for index in keep] for row in lines[1:]]
+    return {"scores": scores, "outputs": outputs, "losses": losses}
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_translation_smoke_resumed_after_sigkill_equals_an_uninterrupted_run(tmp_path, shared_data_dir):
+    command = _command(*TRANSLATION_SMOKE, "--data-dir", str(shared_data_dir))
+    _run_experiment(command, tmp_path / "uninterrupted")
+    backup = _kill_after_first_backup(command, tmp_path / "resumed")
+    _run_experiment(command, tmp_path / "resumed")
+    (run,) = [path for path in (tmp_path / "resumed").glob("translation_*/*") if path.is_dir()]
+    assert run in backup.parents
+    assert _run_metrics(tmp_path / "resumed")["resumed_from"]["global_step"] == 2
+    assert _run_metrics(tmp_path / "uninterrupted")["resumed_from"] is None
+    uninterrupted = _translation_metrics(tmp_path / "uninterrupted")
+    assert uninterrupted["outputs"] and uninterrupted["losses"]
+    assert _translation_metrics(tmp_path / "resumed") == uninterrupted
+
+
+# The summarization script always trains with op determinism on (it has no `--deterministic` flag to forget).
+SUMMARIZATION_SMOKE = ("summarization.py", "--preset", "smoke", "--backup-every-n-steps", "2")
+
+
+def _summarization_metrics(output_dir: pathlib.Path) -> dict:
+    """ROUGE of every method, the sentences the model selected, and every logged loss of the scorer."""
+    results = _run_metrics(output_dir)
+    (metrics_csv,) = output_dir.rglob("scorer/metrics.csv")
+    lines = metrics_csv.read_text().splitlines()
+    header = lines[0].split(",")
+    keep = [header.index(name) for name in ("loss", "val_loss")]
+    losses = [[row.split(",")[index] for index in keep] for row in lines[1:]]
+    return {"metrics": results["metrics"], "selections": results["selections"], "losses": losses}
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_summarization_smoke_resumed_after_sigkill_equals_an_uninterrupted_run(tmp_path, shared_data_dir):
+    command = _command(*SUMMARIZATION_SMOKE, "--data-dir", str(shared_data_dir))
+    _run_experiment(command, tmp_path / "uninterrupted")
+    backup = _kill_after_first_backup(command, tmp_path / "resumed")
+    _run_experiment(command, tmp_path / "resumed")
+    (run,) = [path for path in (tmp_path / "resumed" / "summarization").iterdir() if path.is_dir()]
+    assert run in backup.parents
+    (scorer_results,) = (tmp_path / "resumed").rglob("scorer/results.json")
+    assert json.loads(scorer_results.read_text())["resumed_from"]["global_step"] == 2
+    uninterrupted = _summarization_metrics(tmp_path / "uninterrupted")
+    assert uninterrupted["selections"] and uninterrupted["losses"]
+    assert _summarization_metrics(tmp_path / "resumed") == uninterrupted

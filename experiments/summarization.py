@@ -131,7 +131,7 @@ def run_samsum(config, model_run, data_dir, run):
     return documents, results, {}
 
 
-def run_bbc(config, data_dir, run, verbose):
+def run_bbc(config, data_dir, run, verbose, log_every_n_steps=50, backup_every_n_steps=None):
     data = load_bbc_news_summary(data_dir)
     train = documents_of(data.train, config.train_limit)
     validation = documents_of(data.validation, config.eval_limit)
@@ -157,7 +157,8 @@ def run_bbc(config, data_dir, run, verbose):
     if finished_results(scorer_dir) is None:
         S.train_scorer(arrays["train"], arrays["validation"], scorer_config, epochs=config.epochs,
                        batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
-                       run_dir=scorer_dir, verbose=verbose)
+                       run_dir=scorer_dir, verbose=verbose, log_every_n_steps=log_every_n_steps,
+                       backup_every_n_steps=backup_every_n_steps)
     training_s = time.perf_counter() - started
     model = S.load_scorer(scorer_dir.last_model)
 
@@ -217,7 +218,8 @@ def main(argv=None):
     if config.dataset == "samsum":
         documents, results, extra = run_samsum(config, model_run, data_dir, run)
     else:
-        documents, results, extra = run_bbc(config, data_dir, run, args.verbose)
+        documents, results, extra = run_bbc(config, data_dir, run, args.verbose,
+                                             args.log_every_n_steps, args.backup_every_n_steps)
         write_examples(run.file("examples.md"), documents, extra["selections"])
     wall = time.perf_counter() - started
     table = format_table(["method"] + [f"{t} F [95% CI]" for t in ROUGE_TYPES],

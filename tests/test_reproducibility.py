@@ -105,13 +105,16 @@ def _news_metrics(output_dir: pathlib.Path) -> dict:
     results = _run_metrics(output_dir)
     csv_files = sorted(output_dir.rglob("seed_*/metrics.csv"))
     assert csv_files, f"no per-seed metrics.csv under {output_dir}"
-    columns = ("loss", "accuracy", "val_loss", "val_accuracy")
-    history = []
-    for path in csv_files:
-        lines = path.read_text().splitlines()
-        header = lines[0].split(",")
-        history.append([[row.split(",")[header.index(name)] for name in columns] for row in lines[1:]])
+    history = [_csv_columns(path, ("loss", "accuracy", "val_loss", "val_accuracy")) for path in csv_files]
     return {"metrics": results["metrics"], "history": history}
+
+
+def _csv_columns(path: pathlib.Path, names: tuple[str, ...]) -> list[list[str]]:
+    """The named columns of a CSV file, row by row, as the exact text written (no float round trip)."""
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    indices = [header.index(name) for name in names]
+    return [[row.split(",")[index] for index in indices] for row in lines[1:]]
 
 
 def _run_metrics(output_dir: pathlib.Path) -> dict:
@@ -148,6 +151,24 @@ def _kill_after_first_backup(command: list[str], output_dir: pathlib.Path, timeo
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _uninterrupted_and_resumed(command, tmp_path, run_glob, resumed_results_glob, backup_step, metrics):
+    """Runs `command` once through, and once SIGKILLed after its first backup then rerun; returns both metrics.
+
+    Checks on the way that the rerun continued the same run directory from the backup (its training results say
+    `resumed_from.global_step == backup_step`), not from scratch, while the uninterrupted run never resumed.
+    """
+    _run_experiment(command, tmp_path / "uninterrupted")
+    backup = _kill_after_first_backup(command, tmp_path / "resumed")
+    _run_experiment(command, tmp_path / "resumed")
+    (run,) = [path for path in (tmp_path / "resumed").glob(run_glob) if path.is_dir()]
+    assert run in backup.parents
+    for name, expected in (("resumed", backup_step), ("uninterrupted", None)):
+        (results,) = (tmp_path / name).glob(resumed_results_glob)
+        resumed_from = json.loads(results.read_text())["resumed_from"]
+        assert (resumed_from and resumed_from["global_step"]) == expected
+    return metrics(tmp_path / "uninterrupted"), metrics(tmp_path / "resumed")
 
 
 NEWS_SMOKE = ("news_classification.py", "--preset", "smoke", "--no-baseline", "--deterministic",
@@ -220,10 +241,7 @@ def _lm_metrics(output_dir: pathlib.Path) -> dict:
     """The final losses, every evaluation's losses (elapsed times left out) and the sampled text."""
     results = _run_metrics(output_dir)
     (eval_csv,) = output_dir.rglob("eval_losses.csv")
-    lines = eval_csv.read_text().splitlines()
-    header = lines[0].split(",")
-    keep = [header.index(name) for name in ("iteration", "train_loss", "val_loss")]
-    evaluations = [[row.split(",")[index] for index in keep] for row in lines[1:]]
+    evaluations = _csv_columns(eval_csv, ("iteration", "train_loss", "val_loss"))
     return {"metrics": results["metrics"], "evaluations": evaluations, "sample": results["sample"]}
 
 
@@ -231,15 +249,10 @@ def _lm_metrics(output_dir: pathlib.Path) -> dict:
 @pytest.mark.data
 def test_gpt_smoke_resumed_after_sigkill_equals_an_uninterrupted_run(tmp_path, shared_data_dir):
     command = _command(*GPT_SMOKE, "--data-dir", str(shared_data_dir))
-    _run_experiment(command, tmp_path / "uninterrupted")
-    backup = _kill_after_first_backup(command, tmp_path / "resumed")
-    _run_experiment(command, tmp_path / "resumed")
-    (run,) = [path for path in (tmp_path / "resumed" / "gpt_shakespeare").iterdir() if path.is_dir()]
-    assert run in backup.parents
-    # It continued from the backup (after 10 of the epoch's 20 steps), not from scratch.
-    assert _run_metrics(tmp_path / "resumed")["resumed_from"]["global_step"] == 10
-    assert _run_metrics(tmp_path / "uninterrupted")["resumed_from"] is None
-    uninterrupted, resumed = _lm_metrics(tmp_path / "uninterrupted"), _lm_metrics(tmp_path / "resumed")
+    # The first backup comes after 10 of the first epoch's 20 steps.
+    uninterrupted, resumed = _uninterrupted_and_resumed(
+        command, tmp_path, "gpt_shakespeare/*", "gpt_shakespeare/*/results.json", 10, _lm_metrics
+    )
     assert len(uninterrupted["evaluations"]) == 3
     assert resumed == uninterrupted
 
@@ -256,10 +269,7 @@ def _translation_metrics(output_dir: pathlib.Path) -> dict:
     }
     outputs = {path.name: path.read_text() for path in sorted(output_dir.rglob("test_*.txt"))}
     (metrics_csv,) = output_dir.rglob("metrics.csv")
-    lines = metrics_csv.read_text().splitlines()
-    header = lines[0].split(",")
-    keep = [header.index(name) for name in ("loss", "val_loss")]
-    losses = [[row.split(",")[index] for index in keep] for row in lines[1:]]
+    losses = _csv_columns(metrics_csv, ("loss", "val_loss"))
     return {"scores": scores, "outputs": outputs, "losses": losses}
 
 
@@ -267,16 +277,11 @@ def _translation_metrics(output_dir: pathlib.Path) -> dict:
 @pytest.mark.data
 def test_translation_smoke_resumed_after_sigkill_equals_an_uninterrupted_run(tmp_path, shared_data_dir):
     command = _command(*TRANSLATION_SMOKE, "--data-dir", str(shared_data_dir))
-    _run_experiment(command, tmp_path / "uninterrupted")
-    backup = _kill_after_first_backup(command, tmp_path / "resumed")
-    _run_experiment(command, tmp_path / "resumed")
-    (run,) = [path for path in (tmp_path / "resumed").glob("translation_*/*") if path.is_dir()]
-    assert run in backup.parents
-    assert _run_metrics(tmp_path / "resumed")["resumed_from"]["global_step"] == 2
-    assert _run_metrics(tmp_path / "uninterrupted")["resumed_from"] is None
-    uninterrupted = _translation_metrics(tmp_path / "uninterrupted")
+    uninterrupted, resumed = _uninterrupted_and_resumed(
+        command, tmp_path, "translation_*/*", "translation_*/*/results.json", 2, _translation_metrics
+    )
     assert uninterrupted["outputs"] and uninterrupted["losses"]
-    assert _translation_metrics(tmp_path / "resumed") == uninterrupted
+    assert resumed == uninterrupted
 
 
 # The summarization script always trains with op determinism on (it has no `--deterministic` flag to forget).
@@ -287,10 +292,7 @@ def _summarization_metrics(output_dir: pathlib.Path) -> dict:
     """ROUGE of every method, the sentences the model selected, and every logged loss of the scorer."""
     results = _run_metrics(output_dir)
     (metrics_csv,) = output_dir.rglob("scorer/metrics.csv")
-    lines = metrics_csv.read_text().splitlines()
-    header = lines[0].split(",")
-    keep = [header.index(name) for name in ("loss", "val_loss")]
-    losses = [[row.split(",")[index] for index in keep] for row in lines[1:]]
+    losses = _csv_columns(metrics_csv, ("loss", "val_loss"))
     return {"metrics": results["metrics"], "selections": results["selections"], "losses": losses}
 
 
@@ -298,13 +300,8 @@ def _summarization_metrics(output_dir: pathlib.Path) -> dict:
 @pytest.mark.data
 def test_summarization_smoke_resumed_after_sigkill_equals_an_uninterrupted_run(tmp_path, shared_data_dir):
     command = _command(*SUMMARIZATION_SMOKE, "--data-dir", str(shared_data_dir))
-    _run_experiment(command, tmp_path / "uninterrupted")
-    backup = _kill_after_first_backup(command, tmp_path / "resumed")
-    _run_experiment(command, tmp_path / "resumed")
-    (run,) = [path for path in (tmp_path / "resumed" / "summarization").iterdir() if path.is_dir()]
-    assert run in backup.parents
-    (scorer_results,) = (tmp_path / "resumed").rglob("scorer/results.json")
-    assert json.loads(scorer_results.read_text())["resumed_from"]["global_step"] == 2
-    uninterrupted = _summarization_metrics(tmp_path / "uninterrupted")
+    uninterrupted, resumed = _uninterrupted_and_resumed(
+        command, tmp_path, "summarization/*", "summarization/*/scorer/results.json", 2, _summarization_metrics
+    )
     assert uninterrupted["selections"] and uninterrupted["losses"]
-    assert _summarization_metrics(tmp_path / "resumed") == uninterrupted
+    assert resumed == uninterrupted

@@ -524,7 +524,7 @@ def scorer_inputs(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def train_scorer(arrays, validation_arrays, config: ScorerConfig, *, epochs: int = 10, batch_size: int = 16,
                  learning_rate: float = 1e-3, weight_decay: float = 0.01, warmup_fraction: float = 0.1, seed: int = 0,
-                 run_dir=None, verbose="auto"):
+                 run_dir=None, verbose="auto", log_every_n_steps: int = 50, backup_every_n_steps: int | None = None):
     """Trains a :class:`SentenceScorer` with ``llm_tf.training.train`` (run directory, checkpoints, exact resume).
 
     Args:
@@ -533,6 +533,8 @@ def train_scorer(arrays, validation_arrays, config: ScorerConfig, *, epochs: int
         epochs, batch_size, learning_rate, weight_decay, warmup_fraction, seed: the recipe (AdamW, linear warmup
             then cosine decay to 0).
         run_dir: a ``llm_tf.training.RunDirectory`` (logs, best/last .keras, backups, resume), or None.
+        verbose, log_every_n_steps, backup_every_n_steps: passed to ``llm_tf.training.train`` (None: a backup at
+            every epoch end).
 
     Returns:
         ``(model, TrainingResult)``.
@@ -558,6 +560,7 @@ def train_scorer(arrays, validation_arrays, config: ScorerConfig, *, epochs: int
         model, training.seeded_epoch_batches(examples(arrays), batch_size, seed=seed),
         examples(validation_arrays).batch(batch_size), epochs=epochs, run_dir=run_dir, steps_per_epoch=steps,
         verbose=verbose, tensorboard=False, plot=run_dir is not None,
+        log_every_n_steps=log_every_n_steps, backup_every_n_steps=backup_every_n_steps,
     )
     return model, result
 

@@ -1,5 +1,8 @@
 """`tf.data` pipelines that turn texts (or a token stream) into model-ready batches.
 
+TensorFlow backend only: every builder raises ValueError when the Keras backend is not TensorFlow (checked at
+call time, so this module still imports on JAX / PyTorch).
+
 Every builder returns a batched, prefetched (`AUTOTUNE`) `tf.data.Dataset` whose options set the
 auto-shard policy to `DATA` explicitly (the datasets are built from in-memory tensors, so FILE sharding
 cannot apply under `tf.distribute`; with DATA every worker runs the same seeded pipeline and keeps its own
@@ -32,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from llm_tf.checks import check_int, require_tensorflow_backend
 from llm_tf.text._common import check_positive_int, check_probability, to_text_list
 from llm_tf.text.tokenizer import Tokenizer, truncate_and_wrap
 
@@ -45,6 +49,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 def with_data_sharding(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Sets `AutoShardPolicy.DATA` on `dataset`: each worker runs the whole pipeline and keeps every n-th batch.
 
+    TensorFlow backend only (``tf.data``): raises ValueError under another Keras backend.
+
     The shards are disjoint because every random choice in these pipelines comes from `seed`, which is the
     same on every worker.
 
@@ -57,6 +63,7 @@ def with_data_sharding(dataset: tf.data.Dataset) -> tf.data.Dataset:
     Example:
         >>> dataset = with_data_sharding(tf.data.Dataset.range(8))
     """
+    require_tensorflow_backend("with_data_sharding (tf.data)")
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
@@ -72,8 +79,7 @@ def _check_tokenizer(tokenizer: Any) -> None:
 
 def _check_common(batch_size: Any, seed: Any) -> None:
     check_positive_int("batch_size", batch_size)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"`seed` must be an int; got seed={seed!r}.")
+    check_int("seed", seed)
 
 
 def _ragged_from_lists(sequences: list[list[int]]) -> tf.RaggedTensor:
@@ -175,6 +181,8 @@ def make_classification_dataset(
 ) -> tf.data.Dataset:
     """(text, label) pairs -> `({"token_ids", "padding_mask"}, label)` batches.
 
+    TensorFlow backend only (``tf.data``): raises ValueError under another Keras backend.
+
     Args:
         texts: the texts (list / numpy array of str).
         labels: one int class id per text.
@@ -198,6 +206,7 @@ def make_classification_dataset(
         >>> train = make_classification_dataset(data.train.texts, data.train.labels, tokenizer,
         ...                                     batch_size=32, max_sequence_length=256, shuffle=True)  # doctest: +SKIP
     """
+    require_tensorflow_backend("make_classification_dataset (tf.data)")
     _check_tokenizer(tokenizer)
     _check_common(batch_size, seed)
     check_positive_int("max_sequence_length", max_sequence_length)
@@ -252,6 +261,8 @@ def make_causal_lm_dataset(
 ) -> tf.data.Dataset:
     """A 1-D token stream (or a list of documents) -> `(x, y)` windows of `block_size`, y = x shifted by one.
 
+    TensorFlow backend only (``tf.data``): raises ValueError under another Keras backend.
+
     The windows come from `llm_tf.tasks.language_modeling.LMWindowSampler` (the one LM-window sampler). Two
     modes:
 
@@ -281,6 +292,7 @@ def make_causal_lm_dataset(
         >>> ids = CharTokenizer.train(text, special_tokens=False).encode(text)  # doctest: +SKIP
         >>> train = make_causal_lm_dataset(ids, block_size=256, batch_size=64, shuffle=True, seed=1337)  # doctest: +SKIP
     """
+    require_tensorflow_backend("make_causal_lm_dataset (tf.data)")
     from llm_tf.tasks.language_modeling import LMWindowSampler
 
     _check_common(batch_size, seed)
@@ -384,6 +396,8 @@ def make_masked_lm_dataset(
 ) -> tf.data.Dataset:
     """Texts -> BERT masked-LM batches, masked with tensorflow-text's `mask_language_model`.
 
+    TensorFlow backend only (``tf.data``, tensorflow-text): raises ValueError under another Keras backend.
+
     Per sequence, `ceil(selection_rate * n)` of its n non-special tokens are selected (at most
     `max_selections_per_sequence`); of those, `mask_token_rate` become [MASK], `random_token_rate` a random
     id, the rest stay. Special tokens (pad, unk, cls, sep, mask) are never selected. Masking is redone every
@@ -407,6 +421,7 @@ def make_masked_lm_dataset(
     Example:
         >>> mlm = make_masked_lm_dataset(texts, tokenizer, batch_size=16, max_sequence_length=128)  # doctest: +SKIP
     """
+    require_tensorflow_backend("make_masked_lm_dataset (tf.data, tensorflow-text)")
     _check_tokenizer(tokenizer)
     _check_common(batch_size, seed)
     check_positive_int("max_sequence_length", max_sequence_length)
@@ -497,6 +512,8 @@ def make_seq2seq_dataset(
 ) -> tf.data.Dataset:
     """(source, target) pairs -> encoder ids, decoder inputs `[start] + target`, labels `target + [end]`.
 
+    TensorFlow backend only (``tf.data``): raises ValueError under another Keras backend.
+
     The target is cut to `max_target_length - 1` tokens so that both the decoder inputs and the labels fit
     in `max_target_length`; the start/end ids are the target tokenizer's bos/cls and eos/sep.
 
@@ -519,6 +536,7 @@ def make_seq2seq_dataset(
         >>> pairs = load_multi30k().train  # doctest: +SKIP
         >>> dataset = make_seq2seq_dataset(pairs.sources, pairs.targets, en_tokenizer, de_tokenizer)  # doctest: +SKIP
     """
+    require_tensorflow_backend("make_seq2seq_dataset (tf.data)")
     target_tokenizer = source_tokenizer if target_tokenizer is None else target_tokenizer
     _check_tokenizer(source_tokenizer)
     _check_tokenizer(target_tokenizer)

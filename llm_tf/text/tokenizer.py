@@ -26,6 +26,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from llm_tf.checks import require_tensorflow_backend
 from llm_tf.text._common import as_id_list, check_choice, check_positive_int, is_single_text, to_text_list
 
 CONFIG_FILE_NAME = "llm_tf_tokenizer.json"
@@ -237,6 +238,9 @@ class Tokenizer(abc.ABC):
     ):
         """Encodes a string tensor inside TensorFlow (usable in `tf.data.Dataset.map` and `tf.function`).
 
+        TensorFlow backend only (graph-mode TensorFlow ops for ``tf.data``): raises ValueError under another Keras
+        backend. The eager `encode` / `decode` work on every backend.
+
         Invalid UTF-8 bytes are replaced by U+FFFD before tokenization.
 
         Args:
@@ -251,6 +255,13 @@ class Tokenizer(abc.ABC):
             >>> dataset = tf.data.Dataset.from_tensor_slices(texts).batch(32)  # doctest: +SKIP
             >>> dataset = dataset.map(tokenizer.tf_encode)  # doctest: +SKIP
         """
+        require_tensorflow_backend("Tokenizer.tf_encode (tf.data graph mode)")
+        return self._tf_encode(
+            strings, add_special_tokens=add_special_tokens, max_length=max_length, truncation_side=truncation_side
+        )
+
+    def _tf_encode(self, strings, *, add_special_tokens: bool, max_length: int | None, truncation_side: str):
+        """`tf_encode` without the backend check (WordPiece's eager `encode` runs these kernels on any backend)."""
         import tensorflow as tf
 
         check_positive_int("max_length", max_length, allow_none=True)

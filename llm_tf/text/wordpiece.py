@@ -184,8 +184,9 @@ class WordPieceTokenizer(Tokenizer):
         import tensorflow as tf
 
         # One eager call per batch of texts; the kernels are the same ones tf.data runs.
-        return self.tf_encode(
-            tf.constant([text.encode("utf-8") for text in texts], dtype=tf.string)
+        return self._tf_encode(
+            tf.constant([text.encode("utf-8") for text in texts], dtype=tf.string),
+            add_special_tokens=False, max_length=None, truncation_side="right",
         ).to_list()
 
     def decode(self, ids: Any, *, skip_special_tokens: bool = True) -> str:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from llm_tf.checks import require_tensorflow_backend
+
 DatasetFn = Callable[[int], tf.data.Dataset]
 
 
@@ -41,6 +43,8 @@ def seeded_epoch_batches(
 ) -> DatasetFn:
     """Turn a dataset of single examples into ``epoch -> batched dataset`` with a per-epoch shuffle.
 
+    TensorFlow backend only (``tf.data``): raises ValueError under another Keras backend.
+
     The order of epoch ``e`` depends only on ``(seed, e)`` (and TensorFlow's global seed, which
     :func:`llm_tf.training.enable_determinism` sets), never on how many passes the process already made.
 
@@ -62,6 +66,7 @@ def seeded_epoch_batches(
         >>> [len(batch) for batch in batches_for_epoch(0)]
         [5, 5]
     """
+    require_tensorflow_backend("seeded_epoch_batches (tf.data)")
     if not isinstance(examples, tf.data.Dataset):
         raise ValueError(f"examples must be a tf.data.Dataset; got examples={type(examples).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -93,6 +98,8 @@ def seeded_epoch_batches(
 def infer_steps_per_epoch(dataset: tf.data.Dataset) -> int:
     """The number of batches in one epoch's dataset, from its cardinality.
 
+    TensorFlow backend only (``tf.data``): raises ValueError under another Keras backend.
+
     Args:
         dataset: one epoch of batches.
 
@@ -103,6 +110,7 @@ def infer_steps_per_epoch(dataset: tf.data.Dataset) -> int:
         >>> infer_steps_per_epoch(tf.data.Dataset.range(10).batch(4))
         3
     """
+    require_tensorflow_backend("infer_steps_per_epoch (tf.data)")
     cardinality = int(dataset.cardinality())
     if cardinality == int(tf.data.INFINITE_CARDINALITY):
         raise ValueError("the training dataset is infinite (cardinality=-1); pass steps_per_epoch explicitly")
@@ -137,6 +145,8 @@ def resumable_dataset(
 ) -> tf.data.Dataset:
     """One stream of epochs ``start_epoch .. epochs-1`` of ``dataset_fn``, the first ``skip_batches`` skipped.
 
+    TensorFlow backend only (``tf.data``): raises ValueError under another Keras backend.
+
     Feed it to ``model.fit(stream, epochs=epochs, initial_epoch=start_epoch,
     steps_per_epoch=steps_per_epoch)`` together with :class:`llm_tf.training.ResumableBackup`, which ends the
     resumed (shorter) epoch at the right batch. Each epoch is cut to ``steps_per_epoch`` batches.
@@ -157,6 +167,7 @@ def resumable_dataset(
         >>> [int(x) for x in stream]
         [1, 2, 10, 11, 12]
     """
+    require_tensorflow_backend("resumable_dataset (tf.data)")
     if not callable(dataset_fn):
         raise ValueError(
             f"dataset_fn must be a callable epoch -> tf.data.Dataset; got dataset_fn={dataset_fn!r}"

@@ -29,6 +29,8 @@ _TPU_HINT_VARIABLES = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE", "TP
 def configure_cpu_devices(num_cpu_devices: int) -> list[str]:
     """Split the first physical CPU into ``num_cpu_devices`` logical devices.
 
+    TensorFlow backend only (``tf.distribute``): raises ValueError under another Keras backend.
+
     This must run before TensorFlow initialises its devices (before the first op or strategy is created).
     Calling it again with the same number is harmless.
 
@@ -42,6 +44,7 @@ def configure_cpu_devices(num_cpu_devices: int) -> list[str]:
         >>> configure_cpu_devices(2)  # doctest: +SKIP
         ['/device:CPU:0', '/device:CPU:1']
     """
+    require_tensorflow_backend("configure_cpu_devices (tf.distribute)")
     if isinstance(num_cpu_devices, bool) or not isinstance(num_cpu_devices, int) or num_cpu_devices < 1:
         raise ValueError(
             f"num_cpu_devices must be a positive integer; got num_cpu_devices={num_cpu_devices!r}"
@@ -286,6 +289,8 @@ def prepare_model_for_strategy(
 ) -> keras.Model:
     """Make ``fit``/``evaluate`` work under ``strategy``: the one documented place for the multi-worker fix.
 
+    TensorFlow backend only (``tf.distribute``): raises ValueError under another Keras backend.
+
     Works around keras-team/keras#20585 and tensorflow/tensorflow#72388 (see the comment block above this
     function for what fails and why the replacements are equivalent), on this model instance only:
 
@@ -311,6 +316,7 @@ def prepare_model_for_strategy(
         ...     model.compile(optimizer="adam", loss="mse")
         >>> model = prepare_model_for_strategy(model, strategy)  # doctest: +SKIP
     """
+    require_tensorflow_backend("prepare_model_for_strategy (tf.distribute)")
     if not isinstance(model, keras.Model):
         raise ValueError(f"model must be a keras.Model; got model={type(model).__name__}")
     own_strategy = getattr(model, "_distribute_strategy", None)

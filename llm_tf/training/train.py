@@ -14,6 +14,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from llm_tf.checks import require_tensorflow_backend
 from llm_tf.training.callbacks import MetricsCSVLogger, StopOnNonFiniteLoss, standard_callbacks
 from llm_tf.training.data import infer_steps_per_epoch, resumable_dataset
 from llm_tf.training.precision import PRECISIONS, enable_determinism, set_precision
@@ -24,6 +25,8 @@ from llm_tf.training.strategy import STRATEGY_NAMES, get_strategy, is_chief, pre
 
 def build_for_training(model: keras.Model, data) -> keras.Model:
     """Create every variable ``fit`` will use (model, compiled metrics and loss, optimizer) without training.
+
+    TensorFlow backend only (``tf.data``, ``tf.distribute``): raises ValueError under another Keras backend.
 
     Keras builds these lazily at the first training step; a backup can only be restored into them once they
     exist. Uses the batch structure only (``element_spec``); no data is consumed.
@@ -38,6 +41,7 @@ def build_for_training(model: keras.Model, data) -> keras.Model:
     Example:
         >>> build_for_training(model, train_batches)  # doctest: +SKIP
     """
+    require_tensorflow_backend("build_for_training (tf.data, tf.distribute)")
     if getattr(model, "optimizer", None) is None:
         raise ValueError(f"model={model.name!r} must be compiled before build_for_training")
     spec = data.element_spec if isinstance(data, tf.data.Dataset) else data
@@ -127,6 +131,8 @@ def train(
 ) -> TrainingResult:
     """Train with ``model.fit``; with a run directory, log, checkpoint, back up, resume and write results.
 
+    TensorFlow backend only (``tf.data``, ``tf.distribute``): raises ValueError under another Keras backend.
+
     With ``run_dir`` the standard callbacks are used (:func:`llm_tf.training.standard_callbacks`): metrics
     CSVs, TensorBoard, best/last ``.keras``, a NaN/Inf stop and a resumable backup every
     ``backup_every_n_steps``. If the run directory holds a backup, training resumes at the exact next batch.
@@ -161,6 +167,7 @@ def train(
         >>> result = train(model, seeded_epoch_batches(examples, 32, seed=0), val_batches, epochs=5,
         ...                run_dir=run, backup_every_n_steps=100)  # doctest: +SKIP
     """
+    require_tensorflow_backend("train (tf.data, tf.distribute)")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; got epochs={epochs!r}")
     if run_dir is not None and not isinstance(run_dir, RunDirectory):
@@ -323,6 +330,8 @@ def setup_training(
 ) -> tf.distribute.Strategy:
     """Apply the shared switches, in the order TensorFlow requires: strategy, seed/determinism, precision.
 
+    TensorFlow backend only (``tf.distribute``): raises ValueError under another Keras backend.
+
     Call it at program start, before any other TensorFlow op. A script passes its parsed flags as plain
     values, e.g. ``setup_training(strategy=args.strategy, seed=args.seed, ...)``.
 
@@ -339,6 +348,7 @@ def setup_training(
     Example:
         >>> strategy = setup_training(strategy="auto", precision="float32", seed=0)  # doctest: +SKIP
     """
+    require_tensorflow_backend("setup_training (tf.distribute)")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an integer; got seed={seed!r}")
     if precision not in PRECISIONS:

@@ -25,6 +25,9 @@ Run directory ``<output-dir>/news_classification/<timestamp>/``: ``config.json``
 ``test_predictions.csv``, ``results.json``), ``confusion_matrix.png`` (summed), ``confusion_matrix_baseline.png``,
 ``summary.txt`` and ``results.json``. Rerunning the same command continues an interrupted run (``--resume auto``).
 
+Fine-tune a pretrained encoder: ``--init-from RUN`` (a run of ``experiments/pretrain.py``) or a Hugging Face BERT
+folder; its tokenizer, architecture and sequence length replace the preset's (``--layer-decay 0.8`` optional).
+
 Use a trained model: ``predict --run-dir RUN [--input FILE|DIR|CSV|-] [--output OUT.csv]`` writes id, predicted
 label and class probabilities with the run's tokenizer, windows and evaluated checkpoint (``last.keras``);
 without ``--input`` it predicts the run's own test split.
@@ -36,13 +39,13 @@ Example:
     python experiments/news_classification.py --train-path agnews.csv --no-header --label-column 0 \\
         --text-column 1 --text-column 2
     python experiments/news_classification.py --preset smoke --folds 5
+    python experiments/news_classification.py --init-from runs/pretrain/<time> --epochs 4
     python experiments/news_classification.py predict --run-dir runs/news_classification/<time> --input docs/
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -53,7 +56,7 @@ from llm_tf.tasks.classification import ClassificationConfig
 
 EXPERIMENT = "news_classification"
 NAMED_FORMATS = ("bbc",)
-TRANSFORMER, BASELINE = "Transformer", "TF-IDF + LinearSVC"
+TRANSFORMER = "Transformer"
 
 PRESETS = {
     # The recipe with head + tail windows of 512 tokens and the tuned batch size and regularization.
@@ -101,59 +104,10 @@ def load_data(config: ClassificationConfig):
     return classification.prepare_splits(splits, description, config.max_train_examples, config.split_seed), description
 
 
-def tokenizer_for(run, texts, config: ClassificationConfig):
-    """The run's WordPiece tokenizer: loaded when saved (resume), else learned on ``texts`` and saved."""
-    from llm_tf.text import WordPieceTokenizer
-
-    directory = run.file("tokenizer")
-    if os.path.isfile(os.path.join(directory, "vocab.txt")):
-        return WordPieceTokenizer.load(directory)
-    tokenizer = WordPieceTokenizer.train(texts, vocabulary_size=config.vocabulary_size, lower_case=config.lower_case)
-    tokenizer.save(directory)
-    return tokenizer
-
-
-def train_members(run, config, splits, tokenizer, strategy, args) -> tuple[list[dict], str]:
-    """One model per seed (``seed_<s>/``) or per fold (``fold_<k>/``); finished ones are reused."""
-    from llm_tf.datasets import cross_validation_folds
-    from llm_tf.tasks import classification
-
-    if config.folds:
-        parts = cross_validation_folds(splits.train, splits.validation, config.folds, config.split_seed)
-        members = [("fold", k, runs.fold_run_dir(run, k, config.to_dict()), train, held_out, config.seeds[0])
-                   for k, (train, held_out) in enumerate(parts)]
-    else:
-        members = [("seed", s, runs.seed_run_dir(run, s, config.to_dict()), splits.train, splits.validation, s)
-                   for s in config.seeds]
-    test = classification.encode_split(tokenizer, splits.test)
-    results = []
-    for unit, value, member_dir, train, validation, seed in members:
-        done = runs.finished_results(member_dir, required=["test"])
-        if done is None:
-            print(f"{unit} {value}: training in {member_dir.path}", flush=True)
-            encoded = {"train": classification.encode_split(tokenizer, train), "test": test,
-                       "validation": classification.encode_split(tokenizer, validation)}
-            done = classification.run_seed(
-                member_dir, seed, encoded, splits.class_names, vocabulary_size=tokenizer.vocabulary_size,
-                mask_id=tokenizer.mask_id, special_ids=tokenizer.special_ids, test_ids=splits.test.ids,
-                strategy=strategy, log_every_n_steps=args.log_every_n_steps,
-                backup_every_n_steps=args.backup_every_n_steps, title=TRANSFORMER, **config.recipe(),
-            )
-        else:
-            print(f"{unit} {value}: already finished in {member_dir.path}; reusing its results", flush=True)
-        results.append({**done, unit: value, "run_dir": member_dir.path})
-        print(f"{unit} {value}: test accuracy {done['test']['accuracy']:.4f}, "
-              f"macro-F1 {done['test']['macro_f1']:.4f}", flush=True)
-    return results, "fold" if config.folds else "seed"
-
-
 def run_experiment(args: argparse.Namespace, started: float) -> dict[str, Any]:
-    """The main job: data → tokenizer → baseline → per-seed/fold training → summary → results.json."""
-    import numpy as np
-
+    """The main job: open (or resume) the run, load the data, then ``run_classification_experiment``."""
     from llm_tf import training
-    from llm_tf.plots import plot_confusion_matrix
-    from llm_tf.tasks import baselines, classification
+    from llm_tf.tasks.classification_experiment import run_classification_experiment
 
     run, saved = runs.open_run(EXPERIMENT, args.runs_root, config_from_args(args).to_dict(), resume=args.resume)
     config = ClassificationConfig.from_dict(saved)
@@ -163,84 +117,10 @@ def run_experiment(args: argparse.Namespace, started: float) -> dict[str, Any]:
     cli.print_config(config, title=f"{EXPERIMENT} config")
     print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}; strategy "
           f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)", flush=True)
-
     splits, description = load_data(config)
-    sizes = {name: len(splits[name]) for name in splits.split_names}
-    print(f"data: {description}; {sizes}; {splits.num_classes} classes {splits.class_names}", flush=True)
-    for name in splits.split_names:
-        print(f"  {name}: {splits[name].class_counts()}", flush=True)
-    for label, entries in (("notes", splits.notes), ("left out", splits.skipped)):
-        if entries:
-            print(f"  {label}: {'; '.join(entries[:10])}{' ...' if len(entries) > 10 else ''}", flush=True)
-    tokenizer_started = time.time()
-    tokenizer = tokenizer_for(run, splits.train.texts + (splits.validation.texts if config.folds else []), config)
-    lengths = classification.encode_split(tokenizer, splits.train).lengths
-    test_windows = classification.encode_split(tokenizer, splits.test).windows_per_document(config.max_sequence_length)
-    tokenizer_info = {
-        "vocabulary_size": tokenizer.vocabulary_size, "time_s": round(time.time() - tokenizer_started, 3),
-        "learned_on": "train + validation" if config.folds else "train",
-        "mean_tokens_train": round(float(lengths.mean()), 1), "median_tokens_train": float(np.median(lengths)),
-        "longer_than_one_window_train": round(float((lengths > config.max_sequence_length - 2).mean()), 4),
-        "windows_per_test_article": round(float(test_windows.mean()), 3),
-    }
-    print(f"tokenizer: {tokenizer_info}", flush=True)
-
-    baseline = None
-    if config.baseline:
-        evaluate = {name: (splits[name].texts, splits[name].labels) for name in ("validation", "test")}
-        baseline = baselines.tfidf_svm_baseline(splits.train.texts, splits.train.labels, evaluate,
-                                                splits.class_names, c=config.baseline_c, lower_case=config.lower_case)
-        print(f"baseline {BASELINE}: test accuracy {baseline['test']['accuracy']:.4f}, "
-              f"macro-F1 {baseline['test']['macro_f1']:.4f}", flush=True)
-
-    members, unit = train_members(run, config, splits, tokenizer, strategy, args)
-    summary = classification.summarize_reports([member["test"] for member in members], splits.class_names)
-    summary[f"{unit}s"] = [member[unit] for member in members]
-    metrics = {f"test_{name}_{stat}": summary[f"{name}_{stat}"]
-               for name in ("accuracy", "macro_f1") for stat in ("mean", "std", "ci95")}
-    if config.folds:
-        held_out = [member["validation"]["accuracy"] for member in members]
-        cross_validation = {"folds": config.folds, "pooled": "train + validation", "test": "untouched",
-                            "held_out_accuracy": runs.summarize_values(held_out),
-                            "held_out_macro_f1": runs.summarize_values([m["validation"]["macro_f1"] for m in members])}
-        cv = cross_validation["held_out_accuracy"]
-        metrics.update(cv_accuracy_mean=cv["mean"], cv_accuracy_std=cv["std"],
-                       cv_accuracy_ci95=[cv["ci95_low"], cv["ci95_high"]])
-    if baseline is not None:
-        metrics.update(baseline_test_accuracy=baseline["test"]["accuracy"],
-                       baseline_test_macro_f1=baseline["test"]["macro_f1"])
-    count = f"{len(members)} {unit}{'s' if len(members) > 1 else ''}"
-    plots = {"confusion_matrix_png": plot_confusion_matrix(
-        summary["confusion_matrix_sum"], splits.class_names, run.file("confusion_matrix.png"),
-        title=f"{TRANSFORMER}, test, summed over {count}")}
-    if baseline is not None:
-        plots["baseline_confusion_matrix_png"] = plot_confusion_matrix(
-            baseline["test"]["confusion_matrix"], splits.class_names, run.file("confusion_matrix_baseline.png"),
-            title=f"{BASELINE}, test")
-    tables = classification.summary_tables(members, splits.class_names, TRANSFORMER, baseline, BASELINE, unit)
-    with open(run.file("summary.txt"), "w", encoding="utf-8") as file:
-        file.write(tables + "\n")
-    keep = ("test", "validation", "train_time_s", "status", "num_parameters", "run_dir", "seed")
-    per_member = [{key: member.get(key) for key in keep + (unit,)} for member in members]
-    for row in per_member:
-        row["validation_accuracy"] = row["validation"]["accuracy"] if row.get("validation") else None
-    extra = {
-        "experiment": EXPERIMENT, "config": config.to_dict(), "tokenizer": tokenizer_info, "baseline": baseline,
-        "data": {"description": description, "class_names": splits.class_names, "sizes": sizes,
-                 "split_seed": config.split_seed, "train_class_counts": splits.train.class_counts(),
-                 "test_class_counts": splits.test.class_counts(), "notes": splits.notes, "skipped": splits.skipped},
-        "transformer": {**summary, f"per_{unit}": per_member},
-        "strategy": type(strategy).__name__, "num_replicas": strategy.num_replicas_in_sync, **plots,
-        "summary_table": tables,
-    }
-    if config.folds:
-        extra["cross_validation"] = cross_validation
-    wall_time = time.time() - started
-    training.write_results(run, metrics, wall_time, extra=extra)
-    print(f"\n{EXPERIMENT}: test split, {description}; macro-F1 averages over the classes present in the "
-          f"evaluated split\n{tables}\n\nwall time {wall_time:.1f} s; results in {run.results_json}", flush=True)
-    with open(run.results_json, encoding="utf-8") as file:
-        return {**json.load(file), "run_dir": run.path}
+    return run_classification_experiment(
+        run, config, splits, description, strategy, experiment=EXPERIMENT, title=TRANSFORMER,
+        log_every_n_steps=args.log_every_n_steps, backup_every_n_steps=args.backup_every_n_steps, started=started)
 
 
 def predict(argv: list[str]) -> str:

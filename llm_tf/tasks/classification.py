@@ -48,7 +48,7 @@ RECIPE_ARGUMENTS = (
     "max_sequence_length", "hidden_dim", "num_layers", "num_heads", "intermediate_dim", "dropout",
     "attention_dropout", "classifier_dropout", "pooling", "batch_size", "epochs", "learning_rate",
     "warmup_fraction", "weight_decay", "label_smoothing", "token_mask_rate", "ema_momentum", "train_windows",
-    "eval_windows", "jit_compile",
+    "eval_windows", "jit_compile", "init_from", "layer_decay", "bucket_by_length",
 )
 #: The file with a seed's test predictions (written by :func:`run_seed`, same format as ``predict``'s output).
 TEST_PREDICTIONS_CSV = "test_predictions.csv"
@@ -115,6 +115,41 @@ def examples_dataset(token_ids, labels, num_classes: int | None = None):
     return tf.data.Dataset.from_tensor_slices((model_inputs(token_ids), targets))
 
 
+def length_bucketed_batches(token_ids: np.ndarray, labels, batch_size: int, rng: np.random.Generator,
+                            chunk_batches: int = 50):
+    """One epoch of batches of similar-length windows, each cut to its longest window (short texts: less padding).
+
+    The seeded order is cut into chunks of ``chunk_batches`` batches; each chunk is sorted by length and cut into
+    batches, and the batches are shuffled (the last incomplete batch is dropped, as in ``seeded_epoch_batches``).
+    A pure function of ``rng``'s state, so a resumed epoch sees the same batches.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``({"token_ids", "padding_mask"}, labels)`` batches of shape ``(batch, None)``.
+    """
+    import tensorflow as tf
+
+    token_ids, labels = np.asarray(token_ids), np.asarray(labels)
+    lengths = (token_ids != 0).sum(axis=1)
+    order = rng.permutation(len(token_ids))[: len(token_ids) // batch_size * batch_size]
+    batches = []
+    for start in range(0, len(order), chunk_batches * batch_size):
+        chunk = order[start:start + chunk_batches * batch_size]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    batches = [batches[i] for i in rng.permutation(len(batches))]
+
+    def generate():
+        for batch in batches:
+            ids = token_ids[batch, : max(1, int(lengths[batch].max()))]
+            yield model_inputs(ids), labels[batch]
+
+    label_spec = tf.TensorSpec((None,) + labels.shape[1:], tf.as_dtype(labels.dtype))
+    signature = ({"token_ids": tf.TensorSpec((None, None), tf.as_dtype(token_ids.dtype)),
+                  "padding_mask": tf.TensorSpec((None, None), tf.bool)}, label_spec)
+    return tf.data.Dataset.from_generator(generate, output_signature=signature).apply(
+        tf.data.experimental.assert_cardinality(len(batches)))
+
+
 def _check_recipe(batch_size: int, train_size: int, train_windows: str, eval_windows: str, pooling: str) -> None:
     if train_windows not in TRAIN_WINDOWS:
         raise ValueError(f"`train_windows` must be one of {TRAIN_WINDOWS}; got train_windows={train_windows!r}.")
@@ -159,11 +194,17 @@ def train_classifier(
     train_windows: str = "first",
     eval_windows: str = "first",
     jit_compile: bool | str = "auto",
+    init_from: str | None = None,
+    layer_decay: float | None = None,
+    bucket_by_length: bool = False,
     log_every_n_steps: int = 50,
     backup_every_n_steps: int | None = None,
     verbose="auto",
 ):
-    """Train a ``TextClassifier`` (BERT-style encoder, from scratch) for one seed with ``llm_tf.training.train``.
+    """Train a ``TextClassifier`` (BERT-style encoder) for one seed with ``llm_tf.training.train``.
+
+    From scratch, or fine-tuned from a pretrained encoder (``init_from``): the backbone starts from the
+    pretrained weights (with this recipe's dropout), the pooler and head from a fresh initialization.
 
     Each epoch's batches are a pure function of ``(seed, epoch)`` (windows, masking and order), so a run
     directory interrupted at any step resumes with the very same batches. The per-epoch validation reads one
@@ -188,6 +229,14 @@ def train_classifier(
         train_windows: ``"first"``, ``"head_tail"`` or ``"random"`` (see ``llm_tf.tasks.windows``).
         eval_windows: ``"first"``, ``"head_tail"`` or ``"all"``.
         jit_compile: True, False or ``"auto"`` (XLA on GPU/TPU only).
+        init_from: a pretraining run directory or a Hugging Face BERT folder
+            (``llm_tf.tasks.pretraining.load_pretrained_encoder``); its architecture must match
+            ``vocabulary_size`` / ``hidden_dim`` / ``num_layers`` / ``num_heads`` / ``intermediate_dim`` and hold
+            at least ``max_sequence_length`` positions (use :func:`apply_pretrained` to take them over).
+        layer_decay: layer-wise learning-rate decay (e.g. 0.8): the head learns at the full rate, encoder block
+            ``i`` of ``N`` at ``layer_decay ** (N - i)``, the embeddings at ``layer_decay ** (N + 1)``.
+        bucket_by_length: batch windows of similar length and cut each batch to its longest window
+            (:func:`length_bucketed_batches`; for corpora of short texts such as SST-2).
         log_every_n_steps, backup_every_n_steps, verbose: passed to ``llm_tf.training.train``.
 
     Returns:
@@ -215,6 +264,9 @@ def train_classifier(
         token_ids = train.random_windows(max_sequence_length, rng) if fixed_windows is None else fixed_windows
         if token_mask_rate:
             token_ids = mask_tokens(token_ids, token_mask_rate, mask_id, special_ids, rng)
+        if bucket_by_length:
+            targets = train.labels if one_hot_classes is None else np.eye(num_classes, dtype="float32")[train.labels]
+            return length_bucketed_batches(token_ids, targets.astype(targets.dtype), batch_size, rng)
         return training.seeded_epoch_batches(examples_dataset(token_ids, train.labels, one_hot_classes),
                                              batch_size, seed=seed)(epoch)
 
@@ -224,14 +276,26 @@ def train_classifier(
         windows = validation.document_windows(kind, max_sequence_length)[0]
         validation_batches = examples_dataset(windows, validation.labels, one_hot_classes).batch(batch_size)
 
-    encoder_config = TransformerEncoderConfig(
-        vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length, hidden_dim=hidden_dim,
-        num_layers=num_layers, num_heads=num_heads, intermediate_dim=intermediate_dim, dropout=dropout,
-        attention_dropout=attention_dropout, num_segments=0,
-    )
+    pretrained = None
+    if init_from is not None:
+        from llm_tf.tasks.pretraining import load_pretrained_encoder
+
+        pretrained = load_pretrained_encoder(init_from)
+        check_matches_pretrained(pretrained, vocabulary_size=vocabulary_size, hidden_dim=hidden_dim,
+                                 num_layers=num_layers, num_heads=num_heads, intermediate_dim=intermediate_dim,
+                                 max_sequence_length=max_sequence_length)
+        encoder_config = dataclasses.replace(pretrained.config, dropout=dropout, attention_dropout=attention_dropout)
+    else:
+        encoder_config = TransformerEncoderConfig(
+            vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length, hidden_dim=hidden_dim,
+            num_layers=num_layers, num_heads=num_heads, intermediate_dim=intermediate_dim, dropout=dropout,
+            attention_dropout=attention_dropout, num_segments=0,
+        )
     with strategy.scope():
         model = TextClassifier(num_classes=num_classes, pooling=pooling, dropout=classifier_dropout,
                                config=encoder_config)
+        if pretrained is not None:
+            model.backbone.set_weights(pretrained.backbone.get_weights())
         schedule = training.WarmupCosineDecay(
             learning_rate, warmup_steps=int(warmup_fraction * total_steps), total_steps=total_steps
         )
@@ -241,8 +305,10 @@ def train_classifier(
         else:
             loss, metrics = "auto", "auto"  # sparse cross-entropy and accuracy on integer labels
         # The news preset was measured with Keras's epsilon (1e-7) when averaging weights.
+        multipliers = None if layer_decay is None else layerwise_learning_rates(model, layer_decay)
         optimizer = training.build_optimizer(schedule, weight_decay=weight_decay, ema_momentum=ema_momentum,
-                                             epsilon=1e-8 if ema_momentum is None else 1e-7)
+                                             epsilon=1e-8 if ema_momentum is None else 1e-7,
+                                             learning_rate_multipliers=multipliers)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
                       jit_compile=training.resolve_jit_compile(jit_compile))
     result = training.train(
@@ -255,6 +321,80 @@ def train_classifier(
         # fit swapped the averaged weights in after the last epoch's checkpoint; last.keras gets them too.
         model.save(run_dir.last_model)
     return model, result
+
+
+ARCHITECTURE_FIELDS = ("vocabulary_size", "hidden_dim", "num_layers", "num_heads", "intermediate_dim")
+
+
+def check_matches_pretrained(pretrained, **recipe) -> None:
+    """Raise a ``ValueError`` naming every recipe value that contradicts the pretrained encoder.
+
+    The architecture (:data:`ARCHITECTURE_FIELDS`) must be equal; ``max_sequence_length`` may be shorter than the
+    pretrained position table but not longer.
+    """
+    config = pretrained.config
+    problems = [f"{name}={recipe[name]} (the pretrained encoder has {getattr(config, name)})"
+                for name in ARCHITECTURE_FIELDS if name in recipe and recipe[name] != getattr(config, name)]
+    if recipe.get("max_sequence_length", 0) > config.max_sequence_length:
+        problems.append(f"max_sequence_length={recipe['max_sequence_length']} (the pretrained encoder has "
+                        f"{config.max_sequence_length} positions)")
+    if problems:
+        raise ValueError(f"the recipe contradicts the pretrained encoder at {pretrained.source}: "
+                         f"{'; '.join(problems)}. Drop those flags: a fine-tuning run takes them from the model.")
+
+
+def apply_pretrained(config, pretrained, explicit: Mapping[str, Any]):
+    """``config`` with the pretrained encoder's architecture, sequence length and tokenizer case taken over.
+
+    Args:
+        config: a :class:`ClassificationConfig` (with ``init_from``).
+        pretrained: from ``llm_tf.tasks.pretraining.load_pretrained_encoder``.
+        explicit: the flags the user gave (field -> value, None = not given); a given value that contradicts the
+            pretrained model is an error, one that was not given is replaced.
+
+    Raises:
+        ValueError: naming each contradicting flag.
+    """
+    given = {name: value for name, value in explicit.items() if value is not None}
+    check_matches_pretrained(pretrained, **{name: given[name] for name in ARCHITECTURE_FIELDS + (
+        "max_sequence_length",) if name in given})
+    lower_case = getattr(pretrained.tokenizer, "lower_case", None)
+    if "lower_case" in given and lower_case is not None and given["lower_case"] != lower_case:
+        raise ValueError(f"lower_case={given['lower_case']} contradicts the pretrained tokenizer at "
+                         f"{pretrained.source} (lower_case={lower_case}).")
+    values = {name: getattr(pretrained.config, name) for name in ARCHITECTURE_FIELDS}
+    if "max_sequence_length" not in given:  # the preset's length, capped at the pretrained position table
+        values["max_sequence_length"] = min(config.max_sequence_length, pretrained.config.max_sequence_length)
+    if lower_case is not None:
+        values["lower_case"] = lower_case
+    return dataclasses.replace(config, **values)
+
+
+def layerwise_learning_rates(model, layer_decay: float) -> dict[str, float]:
+    """Learning-rate multipliers by variable path: head 1, block ``i`` of ``N`` ``decay**(N-i)``, embeddings
+    ``decay**(N+1)`` (the recipe of ELECTRA and BEiT fine-tuning).
+
+    Example:
+        >>> rates = layerwise_learning_rates(classifier, 0.5)  # doctest: +SKIP
+        >>> rates["backbone/block_1/feed_forward/output/kernel"]  # of 2 blocks  # doctest: +SKIP
+        0.5
+    """
+    import re
+
+    if isinstance(layer_decay, bool) or not isinstance(layer_decay, int | float) or not 0 < layer_decay <= 1:
+        raise ValueError(f"`layer_decay` must be a number in (0, 1]; got layer_decay={layer_decay!r}.")
+    num_layers = model.backbone.config.num_layers
+    rates = {}
+    for variable in model.trainable_variables:
+        path = variable.path
+        block = re.search(r"(?:^|/)block_(\d+)/", path)
+        if block:
+            rates[path] = float(layer_decay ** (num_layers - int(block.group(1))))
+        elif path.startswith("backbone/"):
+            rates[path] = float(layer_decay ** (num_layers + 1))
+        else:
+            rates[path] = 1.0
+    return rates
 
 
 def predict_probabilities(model, split: EncodedSplit, eval_windows: str, max_sequence_length: int,
@@ -305,6 +445,24 @@ def evaluate_splits(model, splits: Mapping[str, EncodedSplit | None], class_name
     return reports, probabilities
 
 
+def misclassified_examples(texts: Sequence[str], labels, probabilities: np.ndarray, class_names: Sequence[str],
+                           limit: int = 10, max_characters: int = 300) -> list[dict[str, Any]]:
+    """The first ``limit`` misclassified texts (in split order): text (cut), true and predicted class, confidence.
+
+    Example:
+        >>> misclassified_examples(["good", "bad"], [1, 0], np.array([[0.2, 0.8], [0.1, 0.9]]), ["neg", "pos"])
+        [{'index': 1, 'text': 'bad', 'true': 'neg', 'predicted': 'pos', 'probability': 0.9}]
+    """
+    predicted = np.asarray(probabilities).argmax(-1)
+    rows = []
+    for index in np.flatnonzero(predicted != np.asarray(labels))[:limit]:
+        text = texts[index]
+        rows.append({"index": int(index), "text": text if len(text) <= max_characters else text[:max_characters] + "…",
+                     "true": class_names[int(labels[index])], "predicted": class_names[int(predicted[index])],
+                     "probability": round(float(probabilities[index].max()), 4)})
+    return rows
+
+
 def write_predictions_csv(path, ids: Sequence[str], probabilities: np.ndarray, class_names: Sequence[str]):
     """A CSV with columns ``id, predicted, p_<class>...`` (probabilities with 6 decimals).
 
@@ -345,6 +503,7 @@ def run_seed(
     mask_id: int | None,
     special_ids: Sequence[int],
     test_ids: Sequence[str] | None = None,
+    test_texts: Sequence[str] | None = None,
     strategy=None,
     log_every_n_steps: int = 50,
     backup_every_n_steps: int | None = None,
@@ -364,6 +523,7 @@ def run_seed(
         class_names: the class names.
         vocabulary_size, mask_id, special_ids: from the tokenizer.
         test_ids: one id per test document, for the predictions CSV.
+        test_texts: the test texts; the first misclassified ones go to ``results["misclassified"]``.
         strategy, log_every_n_steps, backup_every_n_steps, verbose: as in :func:`train_classifier`.
         title: the model's name in the confusion-matrix title.
         **recipe: the :data:`RECIPE_ARGUMENTS`.
@@ -410,6 +570,9 @@ def run_seed(
             reports["test"]["confusion_matrix"], list(class_names), run_dir.file("confusion_matrix.png"),
             title=f"{title}, seed {seed}: test accuracy {reports['test']['accuracy']:.4f}",
         )
+        if test_texts is not None:
+            results["misclassified"] = misclassified_examples(test_texts, encoded["test"].labels,
+                                                              probabilities["test"], class_names)
         if test_ids is not None:
             results["test_predictions_csv"] = write_predictions_csv(
                 run_dir.file(TEST_PREDICTIONS_CSV), test_ids, probabilities["test"], class_names
@@ -561,6 +724,10 @@ class ClassificationConfig(ExperimentConfig):
         folds: None, or K >= 2 for stratified K-fold cross-validation over train + validation (one model per
             fold, first seed; the test split stays untouched and evaluates every fold's model).
         deterministic: TensorFlow op determinism (bit-exact reruns; Keras then runs without XLA).
+        init_from: fine-tune from this pretraining run directory or Hugging Face BERT folder (its tokenizer,
+            architecture and sequence length are used; see :func:`apply_pretrained`); None trains from scratch.
+        layer_decay: layer-wise learning-rate decay in (0, 1] for fine-tuning (None: one rate).
+        bucket_by_length: batch training windows of similar length, each batch cut to its longest window.
         baseline, baseline_c: also fit the TF-IDF + LinearSVC baseline, with this C.
         strategy, num_cpu_devices, precision: as ``llm_tf.training.setup_training``.
     """
@@ -604,6 +771,9 @@ class ClassificationConfig(ExperimentConfig):
     eval_windows: str = "first"
     jit_compile: bool | str = "auto"
     deterministic: bool = False
+    init_from: str | None = None
+    layer_decay: float | None = None
+    bucket_by_length: bool = False
     baseline: bool = True
     baseline_c: float = 1.0
     strategy: str = "auto"
@@ -647,6 +817,8 @@ class ClassificationConfig(ExperimentConfig):
         for name in ("learning_rate", "baseline_c"):
             _check_number(self, name, float, 0.0, strict=True)
         _check_number(self, "weight_decay", float, 0.0)
+        if self.layer_decay is not None:
+            _check_number(self, "layer_decay", float, 0.0, 1.0 + 1e-12, strict=True)
         for name, choices in (("train_windows", TRAIN_WINDOWS), ("eval_windows", EVAL_WINDOWS),
                               ("pooling", POOLINGS), ("jit_compile", (True, False, "auto"))):
             if getattr(self, name) not in choices:
@@ -671,6 +843,25 @@ def _check_number(config, name: str, kind: type, low: float, high: float | None 
         if what is None:
             what = f"a number in [{low}, {high})" if high is not None else f"a number {'>' if strict else '>='} {low}"
         raise ValueError(f"`{name}` must be {what}; got {name}={value!r}.")
+
+
+def tokenizer_for_run(run, texts: Sequence[str], config: ClassificationConfig):
+    """The run's tokenizer: saved in ``run/tokenizer`` (resume), else the pretrained model's (``init_from``), else
+    a WordPiece vocabulary learned on ``texts``; a new one is saved into the run so ``predict`` finds it."""
+    from llm_tf.text import WordPieceTokenizer, load_tokenizer
+
+    directory = run.file("tokenizer")
+    if os.path.isdir(directory) and os.listdir(directory):
+        return load_tokenizer(directory)
+    if config.init_from:
+        from llm_tf.tasks.pretraining import load_pretrained_encoder
+
+        tokenizer = load_pretrained_encoder(config.init_from).tokenizer
+    else:
+        tokenizer = WordPieceTokenizer.train(list(texts), vocabulary_size=config.vocabulary_size,
+                                             lower_case=config.lower_case)
+    tokenizer.save(directory)
+    return tokenizer
 
 
 def load_splits(config: ClassificationConfig):
@@ -710,8 +901,15 @@ def prepare_splits(splits, description: str, max_train_examples: int | None, see
 
 
 __all__ = [
+    "ARCHITECTURE_FIELDS",
     "GENERIC_DATA_FORMATS",
     "POOLINGS",
+    "apply_pretrained",
+    "check_matches_pretrained",
+    "layerwise_learning_rates",
+    "length_bucketed_batches",
+    "misclassified_examples",
+    "tokenizer_for_run",
     "ClassificationConfig",
     "RECIPE_ARGUMENTS",
     "TEST_PREDICTIONS_CSV",

@@ -397,6 +397,13 @@ def add_classification_arguments(parser: argparse.ArgumentParser, data_formats: 
                        help="XLA for the train/eval steps (auto: on GPU/TPU only)")
     model.add_argument("--deterministic", action="store_true", default=None,
                        help="enable TensorFlow op determinism (bit-exact reruns; Keras then runs without XLA)")
+    model.add_argument("--init-from", default=None,
+                       help="fine-tune from a pretraining run directory (experiments/pretrain.py) or a Hugging Face "
+                       "BERT folder: its tokenizer, architecture and sequence length are used")
+    model.add_argument("--bucket-by-length", action="store_true", default=None,
+                       help="batch training texts of similar length, each batch cut to its longest (short texts)")
+    model.add_argument("--layer-decay", type=float, default=None,
+                       help="layer-wise learning-rate decay for fine-tuning, e.g. 0.8 (head 1, lower blocks less)")
     runs = parser.add_argument_group("seeds, cross-validation and baseline")
     runs.add_argument("--seeds", type=int, nargs="+", default=None,
                       help="training seeds, one run each; mean ± std and a 95%% interval are reported")
@@ -427,7 +434,7 @@ def classification_config(values: Mapping[str, Any], preset: Any, named_formats:
     if any(values.get(name) is not None for name in ("seed", "seeds", "num_seeds")):
         seeds = resolve_seeds(values.get("seed"), values.get("seeds"), values.get("num_seeds"), preset.seeds)
     special = {"seeds", "data_dir", "data_path", "validation_path", "test_path", "jit_compile", "text_column",
-               "preset", "strategy", "num_cpu_devices", "precision"}
+               "preset", "strategy", "num_cpu_devices", "precision", "init_from"}
     overrides = flag_overrides(values, type(preset), skip=special)
     overrides.update(seeds=seeds, strategy=values.get("strategy"), num_cpu_devices=values.get("num_cpu_devices"),
                      precision=values.get("precision"))
@@ -451,9 +458,18 @@ def classification_config(values: Mapping[str, Any], preset: Any, named_formats:
     for name, path in paths.items():
         if path is not None:
             overrides[name] = os.path.abspath(path)
+    if values.get("init_from") is not None:
+        overrides["init_from"] = os.path.abspath(values["init_from"])
     config = apply_overrides(preset, overrides)
     if data_format not in named_formats and preset.data_format in named_formats:
         config.data_dir = None
+    if config.init_from:
+        # The architecture, sequence length and tokenizer come from the pretrained model; flags that contradict it
+        # are errors, preset values are replaced.
+        from llm_tf.tasks.classification import apply_pretrained
+        from llm_tf.tasks.pretraining import load_pretrained_encoder
+
+        config = apply_pretrained(config, load_pretrained_encoder(config.init_from), overrides)
     config.validate()
     return config
 

@@ -12,6 +12,8 @@ import re
 
 import keras
 
+from llm_tf.checks import check_number, is_number
+
 DEFAULT_WEIGHT_DECAY_EXCLUSIONS = ("bias", "norm", "embedding")
 
 
@@ -53,6 +55,9 @@ class SelectiveAdamW(keras.optimizers.AdamW):
     Args:
         exclude_from_weight_decay_patterns: regular expressions searched in variable paths.
         exclude_vectors: exclude every variable of rank <= 1 (biases, normalization scales and offsets).
+        learning_rate_multipliers: optional ``{variable path: factor}``; a variable's Adam step uses
+            ``learning_rate * factor`` (e.g. layer-wise decay for fine-tuning; the decoupled weight decay keeps
+            the base rate). Paths not listed use factor 1.
         **kwargs: every ``keras.optimizers.AdamW`` argument (``learning_rate``, ``weight_decay``, ``beta_1``,
             ``beta_2``, ``epsilon``, ``clipnorm``, ``global_clipnorm``, ...).
 
@@ -69,9 +74,16 @@ class SelectiveAdamW(keras.optimizers.AdamW):
         self,
         exclude_from_weight_decay_patterns=DEFAULT_WEIGHT_DECAY_EXCLUSIONS,
         exclude_vectors=True,
+        learning_rate_multipliers=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        multipliers = dict(learning_rate_multipliers or {})
+        for path, factor in multipliers.items():
+            if isinstance(factor, bool) or not isinstance(factor, int | float) or not factor > 0:
+                raise ValueError(f"`learning_rate_multipliers` must map variable paths to positive numbers; got "
+                                 f"{path!r}: {factor!r}.")
+        self.learning_rate_multipliers = {str(path): float(factor) for path, factor in multipliers.items()}
         patterns = (
             [exclude_from_weight_decay_patterns]
             if isinstance(exclude_from_weight_decay_patterns, str)
@@ -97,6 +109,18 @@ class SelectiveAdamW(keras.optimizers.AdamW):
         )
         return not excluded
 
+    def build(self, var_list):
+        super().build(var_list)
+        # By index: under TensorFlow, update_step receives the raw tf.Variable, which has no Keras path.
+        self._learning_rate_factors = [self.learning_rate_multipliers.get(v.path, 1.0) for v in var_list]
+
+    def update_step(self, gradient, variable, learning_rate):
+        factors = getattr(self, "_learning_rate_factors", None)
+        factor = factors[self._get_variable_index(variable)] if factors else 1.0
+        if factor != 1.0:
+            learning_rate = keras.ops.cast(learning_rate, variable.dtype) * factor
+        super().update_step(gradient, variable, learning_rate)
+
     def excluded_variable_paths(self, variables) -> list[str]:
         """Paths of the ``variables`` this optimizer will not decay.
 
@@ -118,6 +142,7 @@ class SelectiveAdamW(keras.optimizers.AdamW):
             {
                 "exclude_from_weight_decay_patterns": list(self.exclude_from_weight_decay_patterns),
                 "exclude_vectors": self.exclude_vectors,
+                "learning_rate_multipliers": dict(self.learning_rate_multipliers),
             }
         )
         return config
@@ -134,6 +159,7 @@ def build_optimizer(
     exclude_from_weight_decay=DEFAULT_WEIGHT_DECAY_EXCLUSIONS,
     exclude_vectors=True,
     ema_momentum=None,
+    learning_rate_multipliers=None,
 ) -> SelectiveAdamW:
     """AdamW with decoupled weight decay (biases, normalization weights, embeddings excluded) and clipping.
 
@@ -152,6 +178,8 @@ def build_optimizer(
         exclude_from_weight_decay: regular expressions matched against variable paths to exclude.
         exclude_vectors: also exclude every variable of rank <= 1.
         ema_momentum: momentum of a weight EMA in [0, 1) (e.g. 0.99), or None for no average.
+        learning_rate_multipliers: ``{variable path: factor}`` for per-variable learning rates (see
+            :class:`SelectiveAdamW`), e.g. from ``llm_tf.tasks.classification.layerwise_learning_rates``.
 
     Returns:
         A :class:`SelectiveAdamW` optimizer.
@@ -162,9 +190,8 @@ def build_optimizer(
         >>> optimizer.global_clipnorm
         1.0
     """
-    if isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool):
-        if not math.isfinite(learning_rate) or learning_rate <= 0:
-            raise ValueError(f"learning_rate must be a positive number; got learning_rate={learning_rate!r}")
+    if is_number(learning_rate):
+        check_number("learning_rate", learning_rate, minimum=0, exclusive_minimum=True, finite=True)
     elif not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
         raise ValueError(
             "learning_rate must be a positive number or a keras LearningRateSchedule; got "
@@ -176,22 +203,15 @@ def build_optimizer(
         "beta_2": (beta_2, 0.0, 1.0),
     }
     for name, (value, low, high) in checks.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise ValueError(f"{name} must be a number in [{low}, {high}]; got {name}={value!r}")
+        check_number(name, value, minimum=low, maximum=high)
     for name, value in {"global_clipnorm": global_clipnorm, "clipnorm": clipnorm}.items():
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
-        ):
-            raise ValueError(f"{name} must be a positive number or None; got {name}={value!r}")
+        check_number(name, value, minimum=0, exclusive_minimum=True, allow_none=True)
     if global_clipnorm is not None and clipnorm is not None:
         raise ValueError(
             "Set only one of global_clipnorm and clipnorm; got "
             f"global_clipnorm={global_clipnorm}, clipnorm={clipnorm}"
         )
-    if ema_momentum is not None and (
-        isinstance(ema_momentum, bool) or not isinstance(ema_momentum, (int, float)) or not 0 <= ema_momentum < 1
-    ):
-        raise ValueError(f"ema_momentum must be a number in [0, 1) or None; got ema_momentum={ema_momentum!r}")
+    check_number("ema_momentum", ema_momentum, minimum=0, maximum=1, exclusive_maximum=True, allow_none=True)
     ema = {} if ema_momentum is None else {"use_ema": True, "ema_momentum": float(ema_momentum)}
     return SelectiveAdamW(
         learning_rate=learning_rate,
@@ -203,5 +223,6 @@ def build_optimizer(
         clipnorm=None if clipnorm is None else float(clipnorm),
         exclude_from_weight_decay_patterns=exclude_from_weight_decay,
         exclude_vectors=exclude_vectors,
+        learning_rate_multipliers=learning_rate_multipliers,
         **ema,
     )

@@ -3,6 +3,7 @@
 Used by the layers, models, text pipelines and metrics (one copy of each check in the package).
 """
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -62,21 +63,26 @@ def check_number(
     exclusive_minimum: bool = False,
     exclusive_maximum: bool = False,
     allow_none: bool = False,
-    kind: str = "a number",
+    finite: bool = False,
+    kind: str | None = None,
 ) -> None:
     """A Python or numpy int or float (not a bool, not NaN) within the given bounds.
 
-    ``exclusive_minimum`` / ``exclusive_maximum`` open either end; ``None`` passes with ``allow_none``; ``kind``
-    names what is expected in the message (e.g. ``"a float"``, ``"a number of seconds"``).
+    ``exclusive_minimum`` / ``exclusive_maximum`` open either end; ``finite`` also refuses +-inf; ``None`` passes
+    with ``allow_none``; ``kind`` names what is expected in the message (e.g. ``"a float"``, ``"a number of
+    seconds"``; default ``"a number"`` / ``"a finite number"``).
     """
     if value is None and allow_none:
         return
     ok = is_number(value) and value == value  # NaN is not equal to itself
+    if ok and finite:
+        ok = math.isfinite(value)
     if ok and minimum is not None:
         ok = value > minimum if exclusive_minimum else value >= minimum
     if ok and maximum is not None:
         ok = value < maximum if exclusive_maximum else value <= maximum
     if not ok:
+        kind = kind or ("a finite number" if finite else "a number")
         bounds = _bounds_text(minimum, maximum, exclusive_minimum, exclusive_maximum)
         alternative = " or None" if allow_none else ""
         raise ValueError(f"`{name}` must be {kind}{bounds}{alternative}; got {name}={value!r}.")

@@ -284,7 +284,6 @@ def train_classifier(
         check_matches_pretrained(pretrained, vocabulary_size=vocabulary_size, hidden_dim=hidden_dim,
                                  num_layers=num_layers, num_heads=num_heads, intermediate_dim=intermediate_dim,
                                  max_sequence_length=max_sequence_length)
-        encoder_config = dataclasses.replace(pretrained.config, dropout=dropout, attention_dropout=attention_dropout)
     else:
         encoder_config = TransformerEncoderConfig(
             vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length, hidden_dim=hidden_dim,
@@ -292,10 +291,12 @@ def train_classifier(
             attention_dropout=attention_dropout, num_segments=0,
         )
     with strategy.scope():
-        model = TextClassifier(num_classes=num_classes, pooling=pooling, dropout=classifier_dropout,
-                               config=encoder_config)
         if pretrained is not None:
-            model.backbone.set_weights(pretrained.backbone.get_weights())
+            model = classifier_from_pretrained(pretrained, num_classes, pooling, classifier_dropout, dropout,
+                                               attention_dropout)
+        else:
+            model = TextClassifier(num_classes=num_classes, pooling=pooling, dropout=classifier_dropout,
+                                   config=encoder_config)
         schedule = training.WarmupCosineDecay(
             learning_rate, warmup_steps=int(warmup_fraction * total_steps), total_steps=total_steps
         )
@@ -323,6 +324,28 @@ def train_classifier(
     return model, result
 
 
+def classifier_from_pretrained(pretrained, num_classes: int, pooling: str = "mean", classifier_dropout: float = 0.1,
+                               dropout: float | None = None, attention_dropout: float | None = None):
+    """A ``TextClassifier`` whose backbone holds the pretrained encoder's weights (with new dropout rates).
+
+    The backbone is rebuilt from the pretrained config (``dropout`` / ``attention_dropout`` replaced when given)
+    and takes every pretrained weight, so at inference its outputs equal the pretrained encoder's; the pooler and
+    the head start from a fresh initialization.
+
+    Args:
+        pretrained: from ``llm_tf.tasks.pretraining.load_pretrained_encoder``.
+        num_classes, pooling, classifier_dropout: the head.
+        dropout, attention_dropout: the backbone's dropout for fine-tuning (None: the pretrained config's).
+    """
+    from llm_tf.models import TextClassifier
+
+    changes = {} if dropout is None else {"dropout": dropout, "attention_dropout": attention_dropout}
+    model = TextClassifier(num_classes=num_classes, pooling=pooling, dropout=classifier_dropout,
+                           config=dataclasses.replace(pretrained.config, **changes))
+    model.backbone.set_weights(pretrained.backbone.get_weights())
+    return model
+
+
 ARCHITECTURE_FIELDS = ("vocabulary_size", "hidden_dim", "num_layers", "num_heads", "intermediate_dim")
 
 
@@ -344,7 +367,7 @@ def check_matches_pretrained(pretrained, **recipe) -> None:
 
 
 def apply_pretrained(config, pretrained, explicit: Mapping[str, Any]):
-    """``config`` with the pretrained encoder's architecture, sequence length and tokenizer case taken over.
+    """``config`` with the pretrained encoder's architecture and tokenizer case taken over, its length capped.
 
     Args:
         config: a :class:`ClassificationConfig` (with ``init_from``).
@@ -906,6 +929,7 @@ __all__ = [
     "POOLINGS",
     "apply_pretrained",
     "check_matches_pretrained",
+    "classifier_from_pretrained",
     "layerwise_learning_rates",
     "length_bucketed_batches",
     "misclassified_examples",

@@ -21,6 +21,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from llm_tf.checks import check_number
+
 # Columns of a CSVLogger file (or keys of a history) that index the curve rather than being a curve.
 _INDEX_COLUMNS = ("epoch", "step")
 _VALIDATION_PREFIX = "val_"
@@ -38,8 +40,7 @@ def _check_figure_args(figsize, dpi):
     if figsize is not None:
         if len(figsize) != 2 or not all(isinstance(v, int | float) and v > 0 for v in figsize):
             raise ValueError(f"`figsize` must be a (width, height) pair of positive inches; got figsize={figsize!r}.")
-    if isinstance(dpi, bool) or not isinstance(dpi, int | float) or dpi <= 0:
-        raise ValueError(f"`dpi` must be a positive number; got dpi={dpi!r}.")
+    check_number("dpi", dpi, minimum=0, exclusive_minimum=True)
 
 
 def _parse_csv_value(text):

@@ -330,7 +330,7 @@ def test_generate_rejects_bad_arguments(model, prompts):
     for temperature in (0.0, -1.0):
         with pytest.raises(ValueError, match=r"`temperature` must be a number > 0"):
             model.generate(prompts, 2, sampler="temperature", temperature=temperature)
-    with pytest.raises(ValueError, match=r"`top_k` must be an integer >= 1; got top_k=0"):
+    with pytest.raises(ValueError, match=r"`top_k` must be a positive integer or None; got top_k=0"):
         model.generate(prompts, 2, sampler="top_k", top_k=0)
     with pytest.raises(ValueError, match=r"vocabulary_size=31.*token id 99"):
         model.generate(np.array([[1, 99]]), 2)

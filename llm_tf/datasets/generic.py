@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from llm_tf.checks import check_positive_int, is_int
 from llm_tf.datasets._files import decode_bytes, normalize_newlines, read_text
 from llm_tf.datasets.types import ClassificationSplits, LabeledTexts, stratified_split_indices
 
@@ -429,8 +430,7 @@ def stratified_subset(data: LabeledTexts, size: int, seed: int) -> LabeledTexts:
     Example:
         >>> small = stratified_subset(load_text_folder("corpus"), 100, seed=42)  # doctest: +SKIP
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"`size` must be a positive integer; got size={size!r}.")
+    check_positive_int("size", size)
     if size >= len(data):
         return data
     # The "test" part of a split with test_fraction=size/n is a stratified sample of that size.
@@ -451,7 +451,7 @@ def stratified_folds(labels, num_folds: int, seed: int) -> list[np.ndarray]:
         [[2, 5], [0, 3], [1, 4]]
     """
     labels = np.asarray(labels)
-    if isinstance(num_folds, bool) or not isinstance(num_folds, int) or not 2 <= num_folds <= len(labels):
+    if not is_int(num_folds) or not 2 <= num_folds <= len(labels):
         raise ValueError(f"`num_folds` must be an integer in [2, {len(labels)}] (the number of examples); "
                          f"got num_folds={num_folds!r}.")
     folds: list[list[int]] = [[] for _ in range(num_folds)]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from llm_tf.checks import check_non_negative_int, check_probability
 from llm_tf.datasets._files import RemoteFile, ensure_dataset, read_text
 from llm_tf.datasets._gutenberg_manifest import GUTENBERG_BOOKS
 
@@ -158,16 +159,8 @@ def load_gutenberg(
         >>> len(corpus.train) + len(corpus.validation)  # doctest: +SKIP
         113
     """
-    if (
-        isinstance(validation_fraction, bool)
-        or not isinstance(validation_fraction, int | float)
-        or not 0 < validation_fraction < 1
-    ):
-        raise ValueError(
-            f"`validation_fraction` must be a number in (0, 1); got validation_fraction={validation_fraction!r}."
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int; got seed={seed!r}.")
+    check_probability("validation_fraction", validation_fraction, allow_zero=False, allow_one=False)
+    check_non_negative_int("seed", seed)
     dataset_dir = ensure_dataset(
         name="Gutenberg books",
         data_dir=data_dir,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 
+from llm_tf.checks import check_choice
 from llm_tf.datasets._files import RemoteFile, ensure_dataset
 from llm_tf.datasets.types import PairSplits, TextPairs
 
@@ -61,8 +62,7 @@ def load_multi30k(
         >>> pairs.sources[0], pairs.targets[0]  # doctest: +SKIP
     """
     for name, value in (("source_language", source_language), ("target_language", target_language)):
-        if value not in LANGUAGES:
-            raise ValueError(f"`{name}` must be one of {list(LANGUAGES)}; got {name}={value!r}.")
+        check_choice(name, value, list(LANGUAGES))
     if source_language == target_language:
         raise ValueError(
             f"`source_language` and `target_language` must differ; both are {source_language!r}."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from llm_tf.checks import check_probability
 from llm_tf.datasets._files import RemoteFile, ensure_dataset
 from llm_tf.datasets.types import TextSplits
 
@@ -40,14 +41,7 @@ def load_tiny_shakespeare(
         >>> len(train), len(validation)  # doctest: +SKIP
         (1003854, 111540)
     """
-    if (
-        isinstance(train_fraction, bool)
-        or not isinstance(train_fraction, int | float)
-        or not 0 < train_fraction < 1
-    ):
-        raise ValueError(
-            f"`train_fraction` must be a number in (0, 1); got train_fraction={train_fraction!r}."
-        )
+    check_probability("train_fraction", train_fraction, allow_zero=False, allow_one=False)
     dataset_dir = ensure_dataset(
         name="Tiny Shakespeare",
         data_dir=data_dir,

@@ -9,10 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-
-def _check_fraction(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be a number in [0, 1); got {name}={value!r}.")
+from llm_tf.checks import check_non_negative_int, check_probability
 
 
 def _round_half_up(value: float) -> int:
@@ -49,14 +46,13 @@ def stratified_split_indices(
         >>> len(train), len(val), len(test)
         (16, 2, 2)
     """
-    _check_fraction("validation_fraction", validation_fraction)
-    _check_fraction("test_fraction", test_fraction)
+    check_probability("validation_fraction", validation_fraction, allow_one=False)
+    check_probability("test_fraction", test_fraction, allow_one=False)
     if validation_fraction + test_fraction >= 1.0:
         raise ValueError(
             f"`validation_fraction` + `test_fraction` must be below 1; got {validation_fraction} + {test_fraction}."
         )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int; got seed={seed!r}.")
+    check_non_negative_int("seed", seed)
     labels = np.asarray(labels)
     train, validation, test = [], [], []
     for label in np.unique(labels):

@@ -14,6 +14,7 @@ The encoder ignores the pre-training heads ``cls.*`` and the pooler ``pooler.den
 
 import re
 
+from llm_tf.checks import check_choice
 from llm_tf.interop._common import (
     TensorMapping,
     assign_all,
@@ -214,8 +215,7 @@ def _normalized_names(tensors):
 
 
 def _choose_head(head, hf_config, tensors):
-    if head not in HEADS:
-        raise ValueError(f"`head` must be one of {list(HEADS)}; got head={head!r}.")
+    check_choice("head", head, HEADS)
     if head != "auto":
         return head
     architectures = hf_config.get("architectures") or []

@@ -2,7 +2,7 @@
 
 import keras
 
-from llm_tf.checks import check_positive_int, check_rate
+from llm_tf.checks import check_number, check_positive_int, check_rate
 from llm_tf.layers.feed_forward import FeedForward, get_activation
 from llm_tf.layers.multi_head_attention import MultiHeadAttention
 
@@ -32,8 +32,7 @@ class _TransformerBlockBase(keras.layers.Layer):
         if attention_dropout is not None:
             check_rate("attention_dropout", attention_dropout)
         get_activation(activation)  # raises a ValueError naming `activation` for an unknown one
-        if not layer_norm_epsilon > 0:
-            raise ValueError(f"`layer_norm_epsilon` must be > 0; got layer_norm_epsilon={layer_norm_epsilon!r}.")
+        check_number("layer_norm_epsilon", layer_norm_epsilon, minimum=0, exclusive_minimum=True)
         check_positive_int("key_dim", key_dim, allow_none=True)
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim

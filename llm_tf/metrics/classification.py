@@ -13,11 +13,13 @@ import math
 
 import numpy as np
 
+from llm_tf.checks import check_positive_int, is_number
+
 _ZERO_DIVISION_CHOICES = "0.0, 1.0 or float('nan')"
 
 
 def _check_zero_division(zero_division):
-    valid = isinstance(zero_division, int | float) and not isinstance(zero_division, bool)
+    valid = is_number(zero_division)
     if valid and not (math.isnan(zero_division) or zero_division in (0, 1)):
         valid = False
     if not valid:
@@ -95,8 +97,7 @@ def confusion_matrix(y_true, y_pred, num_classes):
         >>> confusion_matrix([0, 1, 1], [0, 1, 0], num_classes=2).tolist()
         [[1, 0], [1, 1]]
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer) or num_classes <= 0:
-        raise ValueError(f"`num_classes` must be a positive integer; got num_classes={num_classes!r}.")
+    check_positive_int("num_classes", num_classes)
     y_true, y_pred = _check_labels(y_true, y_pred, int(num_classes))
     flat_counts = np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)
     return flat_counts.reshape(num_classes, num_classes)

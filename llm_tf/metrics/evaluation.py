@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from llm_tf.checks import check_choice
 from llm_tf.metrics._inputs import as_reference_lists, as_text_list, check_positive_int
 from llm_tf.metrics.classification import _check_class_names, classification_report
 from llm_tf.metrics.rouge import DEFAULT_ROUGE_TYPES, corpus_rouge
@@ -139,8 +140,7 @@ def generate_texts(generate_fn, sources, batch_size=None):
 
 
 def _check_metric(metric):
-    if metric not in GENERATION_METRICS:
-        raise ValueError(f"`metric` must be one of {list(GENERATION_METRICS)}; got metric={metric!r}.")
+    check_choice("metric", metric, list(GENERATION_METRICS))
 
 
 def score_generation(hypotheses, references, metric="bleu", metric_options=None):

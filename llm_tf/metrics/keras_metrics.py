@@ -8,6 +8,8 @@ mean of per-batch perplexities.
 import keras
 from keras import ops
 
+from llm_tf.checks import check_bool, check_int
+
 
 @keras.saving.register_keras_serializable(package="llm_tf")
 class Perplexity(keras.metrics.Metric):
@@ -39,10 +41,8 @@ class Perplexity(keras.metrics.Metric):
 
     def __init__(self, from_logits=True, ignore_class=0, name="perplexity", dtype="float32"):
         super().__init__(name=name, dtype=dtype)
-        if not isinstance(from_logits, bool):
-            raise ValueError(f"`from_logits` must be a bool; got from_logits={from_logits!r}.")
-        if ignore_class is not None and (isinstance(ignore_class, bool) or not isinstance(ignore_class, int)):
-            raise ValueError(f"`ignore_class` must be an integer token id or None; got ignore_class={ignore_class!r}.")
+        check_bool("from_logits", from_logits)
+        check_int("ignore_class", ignore_class, allow_none=True)
         self.from_logits = from_logits
         self.ignore_class = ignore_class
         self.total_cross_entropy = self.add_variable(

@@ -8,6 +8,7 @@ so that a reported number can be reproduced.
 
 from sacrebleu.metrics import BLEU, CHRF
 
+from llm_tf.checks import check_choice, check_non_negative_int
 from llm_tf.metrics._inputs import as_reference_lists, as_text_list, check_positive_int
 
 
@@ -55,8 +56,7 @@ def corpus_chrf(hypotheses, references, char_order=6, word_order=0, beta=2, lowe
         71.3...
     """
     check_positive_int("char_order", char_order)
-    if isinstance(word_order, bool) or not isinstance(word_order, int) or word_order < 0:
-        raise ValueError(f"`word_order` must be a non-negative integer; got word_order={word_order!r}.")
+    check_non_negative_int("word_order", word_order)
     check_positive_int("beta", beta)
     hypotheses, streams = _prepare(hypotheses, references)
     metric = CHRF(char_order=char_order, word_order=word_order, beta=beta, lowercase=lowercase)
@@ -92,10 +92,7 @@ def corpus_bleu(hypotheses, references, tokenize="13a", lowercase=False, smooth_
         >>> round(result["score"], 2), result["signature"]
         (45.48, 'nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0')
     """
-    if smooth_method not in BLEU.SMOOTH_DEFAULTS:
-        raise ValueError(
-            f"`smooth_method` must be one of {sorted(BLEU.SMOOTH_DEFAULTS)}; got smooth_method={smooth_method!r}."
-        )
+    check_choice("smooth_method", smooth_method, sorted(BLEU.SMOOTH_DEFAULTS))
     hypotheses, streams = _prepare(hypotheses, references)
     try:
         metric = BLEU(tokenize=tokenize, lowercase=lowercase, smooth_method=smooth_method)

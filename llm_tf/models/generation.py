@@ -30,7 +30,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from llm_tf.checks import is_int, is_number
+from llm_tf.checks import (
+    check_choice,
+    check_int,
+    check_number,
+    check_positive_int,
+    check_probability,
+    is_int,
+)
 
 SAMPLERS = ("greedy", "temperature", "top_k", "top_p", "beam")
 # A finite "minus infinity": -inf would turn `-inf - -inf` into NaN.
@@ -79,8 +86,7 @@ class CompiledLoops:
 
 def check_max_new_tokens(max_new_tokens, limit, limit_name):
     """``max_new_tokens`` as an int in ``[1, limit]``; ValueError naming the argument otherwise."""
-    if not is_int(max_new_tokens) or max_new_tokens < 1:
-        raise ValueError(f"`max_new_tokens` must be a positive integer; got max_new_tokens={max_new_tokens!r}.")
+    check_positive_int("max_new_tokens", max_new_tokens)
     if max_new_tokens > limit:
         raise ValueError(
             f"`max_new_tokens` must be at most {limit_name}={limit}; got max_new_tokens={max_new_tokens}."
@@ -90,10 +96,9 @@ def check_max_new_tokens(max_new_tokens, limit, limit_name):
 
 def check_seed(seed):
     """An integer seed as a uint32 array (``None`` draws one)."""
+    check_int("seed", seed, allow_none=True)
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**32))
-    if not is_int(seed):
-        raise ValueError(f"`seed` must be an integer or None; got seed={seed!r}.")
     return np.asarray(int(seed) % 2**32, dtype="uint32")
 
 
@@ -104,20 +109,15 @@ def generation_settings(
 
     Only the settings the chosen sampler uses enter the tuple, so unused ones never cause a retrace.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"`sampler` must be one of {list(SAMPLERS)}; got sampler={sampler!r}.")
-    if not is_number(temperature) or not temperature > 0:
-        raise ValueError(f"`temperature` must be a number > 0; got temperature={temperature!r}.")
-    if top_k is not None and (not is_int(top_k) or top_k < 1):
-        raise ValueError(f"`top_k` must be an integer >= 1; got top_k={top_k!r}.")
+    check_choice("sampler", sampler, list(SAMPLERS))
+    check_number("temperature", temperature, minimum=0, exclusive_minimum=True)
+    check_positive_int("top_k", top_k, allow_none=True)
     if top_k is not None and top_k > vocabulary_size:
         raise ValueError(f"`top_k` must be at most vocabulary_size={vocabulary_size}; got top_k={top_k}.")
-    if top_p is not None and (not is_number(top_p) or not 0.0 < top_p <= 1.0):
-        raise ValueError(f"`top_p` must be a number in (0, 1]; got top_p={top_p!r}.")
-    if not is_int(num_beams) or num_beams < 1:
-        raise ValueError(f"`num_beams` must be an integer >= 1; got num_beams={num_beams!r}.")
-    if not is_number(length_penalty) or length_penalty < 0:
-        raise ValueError(f"`length_penalty` must be a number >= 0; got length_penalty={length_penalty!r}.")
+    if top_p is not None:
+        check_probability("top_p", top_p, allow_zero=False)
+    check_positive_int("num_beams", num_beams)
+    check_number("length_penalty", length_penalty, minimum=0)
     if stop_token_ids is None:
         stop_token_ids = ()
     elif is_int(stop_token_ids):

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from llm_tf.checks import check_token_ids
+from llm_tf.checks import check_choice, check_number, check_positive_int, check_rate, check_token_ids
 from llm_tf.layers import TokenAndPositionEmbedding, TransformerDecoderBlock
 from llm_tf.layers.feed_forward import get_activation
 from llm_tf.models import generation
@@ -89,9 +89,7 @@ class GPTConfig(ModelConfig):
             "num_heads",
             "intermediate_dim",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"GPTConfig `{name}` must be a positive integer; got {name}={value!r}.")
+            check_positive_int(name, getattr(self, name))
         if self.hidden_dim % self.num_heads != 0:
             raise ValueError(
                 f"GPTConfig `hidden_dim` must be divisible by `num_heads`; got hidden_dim={self.hidden_dim}, "
@@ -101,21 +99,11 @@ class GPTConfig(ModelConfig):
             value = getattr(self, name)
             if value is None and name == "attention_dropout":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
-                raise ValueError(f"GPTConfig `{name}` must be a float in [0, 1); got {name}={value!r}.")
+            check_rate(name, value)
         get_activation(self.activation)  # raises a ValueError naming `activation` for an unknown one
-        if self.position not in ("learned", "sinusoidal"):
-            raise ValueError(
-                f"GPTConfig `position` must be 'learned' or 'sinusoidal'; got position={self.position!r}."
-            )
-        if not self.layer_norm_epsilon > 0:
-            raise ValueError(
-                f"GPTConfig `layer_norm_epsilon` must be > 0; got layer_norm_epsilon={self.layer_norm_epsilon!r}."
-            )
-        if not self.initializer_range > 0:
-            raise ValueError(
-                f"GPTConfig `initializer_range` must be > 0; got initializer_range={self.initializer_range!r}."
-            )
+        check_choice("position", self.position, ("learned", "sinusoidal"))
+        for name in ("layer_norm_epsilon", "initializer_range"):
+            check_number(name, getattr(self, name), minimum=0, exclusive_minimum=True)
 
     @property
     def head_dim(self):

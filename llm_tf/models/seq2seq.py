@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from llm_tf.checks import check_positive_int, check_rate, is_int
+from llm_tf.checks import check_choice, check_number, check_positive_int, check_rate, is_int
 from llm_tf.layers import TokenAndPositionEmbedding, TransformerDecoderBlock, TransformerEncoderBlock
 from llm_tf.layers.feed_forward import get_activation
 from llm_tf.models import generation
@@ -133,12 +133,8 @@ class Seq2SeqConfig(ModelConfig):
         if self.attention_dropout is not None:
             check_rate("attention_dropout", self.attention_dropout)
         get_activation(self.activation)  # raises a ValueError naming `activation` for an unknown one
-        if not self.layer_norm_epsilon > 0:
-            raise ValueError(
-                f"`layer_norm_epsilon` must be > 0; got layer_norm_epsilon={self.layer_norm_epsilon!r}."
-            )
-        if self.position not in _POSITIONS:
-            raise ValueError(f"`position` must be one of {list(_POSITIONS)}; got position={self.position!r}.")
+        check_number("layer_norm_epsilon", self.layer_norm_epsilon, minimum=0, exclusive_minimum=True)
+        check_choice("position", self.position, list(_POSITIONS))
         for name, size in (
             ("pad_id", self.vocabulary_size),
             ("pad_id", self.effective_target_vocabulary_size),
@@ -146,7 +142,7 @@ class Seq2SeqConfig(ModelConfig):
             ("end_id", self.effective_target_vocabulary_size),
         ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < size:
+            if not is_int(value) or not 0 <= value < size:
                 raise ValueError(f"`{name}` must be an id in [0, {size}); got {name}={value!r}.")
         if self.end_id == self.pad_id:
             raise ValueError(

@@ -39,6 +39,8 @@ import importlib
 import json
 import sys
 
+from llm_tf.checks import check_choice, check_positive_int
+
 # family name → (module, config class, model class, presets dict)
 FAMILIES = {
     "gpt": ("llm_tf.models.gpt", "GPTConfig", "GPT", "GPT_PRESETS"),
@@ -150,10 +152,7 @@ def training_flops_per_token(config, sequence_length=None, include_embeddings=Fa
     """
     if sequence_length is None:
         sequence_length = config.max_sequence_length
-    if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1:
-        raise ValueError(
-            f"`sequence_length` must be a positive integer; got sequence_length={sequence_length!r}."
-        )
+    check_positive_int("sequence_length", sequence_length)
     parameters = count_parameters(config, include_embeddings=include_embeddings)
     return float(6 * parameters + 12 * num_layers(config) * config.hidden_dim * sequence_length)
 
@@ -256,8 +255,7 @@ def presets_table(family, sequence_length=None, budget_flops=None, vocabulary_si
     Returns:
         str.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; valid families are {sorted(FAMILIES)}.")
+    check_choice("family", family, set(FAMILIES))
     header = ["preset", "layers", "hidden", "heads", "params", "non-emb N", "T", "FLOPs/token"]
     if budget_flops is not None:
         header.append("tokens in budget")

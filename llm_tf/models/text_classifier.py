@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from llm_tf.checks import check_choice, check_positive_int, check_rate
+from llm_tf.checks import check_bool, check_choice, check_positive_int, check_rate
 from llm_tf.models.transformer_encoder import (
     POOLING_CHOICES,
     TransformerEncoderConfig,
@@ -71,8 +71,7 @@ class TextClassifier(keras.Model):
         check_positive_int("num_classes", num_classes)
         check_choice("pooling", pooling, set(POOLING_CHOICES))
         check_rate("dropout", dropout)
-        if not isinstance(freeze_backbone, bool):
-            raise ValueError(f"`freeze_backbone` must be a bool; got freeze_backbone={freeze_backbone!r}.")
+        check_bool("freeze_backbone", freeze_backbone)
         self.num_classes = num_classes
         self.pooling = pooling
         self.dropout = dropout

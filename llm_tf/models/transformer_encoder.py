@@ -30,7 +30,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from llm_tf.checks import check_choice, check_positive_int, check_rate
+from llm_tf.checks import (
+    check_bool,
+    check_choice,
+    check_non_negative_int,
+    check_number,
+    check_positive_int,
+    check_rate,
+)
 from llm_tf.layers import TokenAndPositionEmbedding, TransformerEncoderBlock
 from llm_tf.layers.feed_forward import get_activation
 from llm_tf.models.config import ModelConfig
@@ -119,21 +126,10 @@ class TransformerEncoderConfig(ModelConfig):
         get_activation(self.activation)  # raises a ValueError naming `activation` for an unknown one
         check_choice("position", self.position, {"learned", "sinusoidal"})
         for name in ("layer_norm_epsilon", "initializer_range"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"`{name}` must be a positive number; got {name}={value!r}.")
-        if (
-            isinstance(self.num_segments, bool)
-            or not isinstance(self.num_segments, int)
-            or self.num_segments < 0
-        ):
-            raise ValueError(
-                f"`num_segments` must be an integer >= 0 (0 = no segment embedding); "
-                f"got num_segments={self.num_segments!r}."
-            )
+            check_number(name, getattr(self, name), minimum=0, exclusive_minimum=True)
+        check_non_negative_int("num_segments", self.num_segments)  # 0: no segment embedding
         for name in ("norm_first", "use_bias", "embedding_norm", "final_norm"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"`{name}` must be a bool; got {name}={getattr(self, name)!r}.")
+            check_bool(name, getattr(self, name))
 
 TransformerEncoderConfig.PRESETS, TransformerEncoderConfig.PRESET_KIND = ENCODER_PRESETS, "encoder"
 

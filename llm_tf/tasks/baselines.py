@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from llm_tf.checks import check_number
+
 NAME = "TF-IDF + LinearSVC"
 
 
@@ -20,8 +22,7 @@ def make_tfidf_svm(c: float = 1.0, lower_case: bool = True, min_df: int = 2):
     from sklearn.pipeline import make_pipeline
     from sklearn.svm import LinearSVC
 
-    if isinstance(c, bool) or not isinstance(c, int | float) or not c > 0:
-        raise ValueError(f"`c` must be a positive number; got c={c!r}.")
+    check_number("c", c, minimum=0, exclusive_minimum=True)
     return make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df, strip_accents="unicode",
                         lowercase=lower_case),

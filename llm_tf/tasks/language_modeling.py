@@ -45,13 +45,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from llm_tf.checks import check_int, check_non_negative_int, check_number, check_positive_int
+
 EVAL_COLUMNS = ("iteration", "train_loss", "val_loss", "running_train_loss", "learning_rate", "elapsed_s")
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"`{name}` must be {kind}; got {name}={value!r}.")
+    check_int(name, value, minimum=minimum)
     return int(value)
 
 
@@ -688,19 +688,13 @@ class CausalLMConfig:
             "eval_interval", "eval_iters", "steps_per_execution",
         )
         for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
+            check_positive_int(name, getattr(self, name))
         optional_positive_ints = ("max_characters", "intra_op_threads", "inter_op_threads", "sample_top_k")
         for name in optional_positive_ints:
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"`{name}` must be a positive integer or None; got {name}={value!r}.")
+            check_positive_int(name, getattr(self, name), allow_none=True)
         non_negative_ints = ("warmup_iters", "sample_length", "seed", "eval_seed")
         for name in non_negative_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"`{name}` must be a non-negative integer; got {name}={value!r}.")
+            check_non_negative_int(name, getattr(self, name))
         if self.hidden_dim % self.num_heads:
             raise ValueError(
                 f"`hidden_dim` must be divisible by `num_heads`; got hidden_dim={self.hidden_dim}, "
@@ -728,20 +722,12 @@ class CausalLMConfig:
             "beta_2": (self.beta_2, 0.0, 1.0, True),
         }
         for name, (value, low, high, low_allowed) in checks.items():
-            in_range = isinstance(value, int | float) and not isinstance(value, bool) and (
-                (low <= value if low_allowed else low < value) and value < high
-            )
-            if not in_range:
-                bracket = "[" if low_allowed else "("
-                raise ValueError(f"`{name}` must be a number in {bracket}{low}, {high}); got {name}={value!r}.")
+            check_number(name, value, minimum=low, maximum=high, exclusive_minimum=not low_allowed,
+                         exclusive_maximum=True)
         for name in ("learning_rate", "sample_temperature"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"`{name}` must be a positive number; got {name}={value!r}.")
+            check_number(name, getattr(self, name), minimum=0, exclusive_minimum=True)
         for name in ("min_learning_rate", "weight_decay", "grad_clip"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise ValueError(f"`{name}` must be a non-negative number; got {name}={value!r}.")
+            check_number(name, getattr(self, name), minimum=0)
         if self.min_learning_rate > self.learning_rate:
             raise ValueError(
                 f"`min_learning_rate` must not exceed `learning_rate`; got min_learning_rate="

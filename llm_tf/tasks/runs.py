@@ -26,6 +26,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from llm_tf.checks import check_probability
 from llm_tf.training.run_dir import RESUME_MODES, RunDirectory, create_run_dir, find_resumable_run, write_json
 
 
@@ -163,8 +164,7 @@ def confidence_interval(values: Sequence[float], confidence: float = 0.95) -> tu
         >>> round(low, 4), round(high, 4)
         (0.8703, 0.9697)
     """
-    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 < confidence < 1:
-        raise ValueError(f"`confidence` must be a number in (0, 1); got confidence={confidence!r}.")
+    check_probability("confidence", confidence, allow_zero=False, allow_one=False)
     mean, std = mean_and_std(values)
     count = len(values)
     if count < 2:

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from llm_tf.checks import check_positive_int, check_rate
 from llm_tf.metrics import corpus_bleu
 
 
@@ -85,8 +86,7 @@ def token_batches(source_lengths, target_lengths, max_tokens: int, bucket_width:
         [([0, 1], 8), ([2], 16)]
     """
     for name, value in (("max_tokens", max_tokens), ("bucket_width", bucket_width)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
+        check_positive_int(name, value)
     source_lengths, target_lengths = np.asarray(source_lengths), np.asarray(target_lengths)
     if source_lengths.shape != target_lengths.shape or source_lengths.ndim != 1:
         raise ValueError(
@@ -179,8 +179,7 @@ class LabelSmoothedCrossentropy(keras.losses.Loss):
 
     def __init__(self, epsilon=0.1, name="label_smoothed_crossentropy", **kwargs):
         super().__init__(name=name, **kwargs)
-        if not 0.0 <= float(epsilon) < 1.0:
-            raise ValueError(f"`epsilon` must be in [0, 1); got epsilon={epsilon!r}.")
+        check_rate("epsilon", epsilon)
         self.epsilon = float(epsilon)
 
     def call(self, y_true, y_pred):
@@ -201,8 +200,7 @@ class EpochCheckpoints(keras.callbacks.Callback):
 
     def __init__(self, directory, keep: int = 5):
         super().__init__()
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise ValueError(f"`keep` must be a positive integer; got keep={keep!r}.")
+        check_positive_int("keep", keep)
         self.directory, self.keep = str(directory), keep
 
     def on_epoch_end(self, epoch, logs=None):

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from llm_tf.checks import check_choice, check_int
+
 #: Window kinds for training (one window per document and epoch).
 TRAIN_WINDOWS = ("first", "head_tail", "random")
 #: Window kinds for evaluation and prediction ("all": average over covering windows).
@@ -32,8 +34,7 @@ EVAL_WINDOWS = ("first", "head_tail", "all")
 
 
 def _check_length(max_sequence_length: int) -> int:
-    if isinstance(max_sequence_length, bool) or not isinstance(max_sequence_length, int | np.integer):
-        raise ValueError(f"`max_sequence_length` must be an integer >= 3; got {max_sequence_length!r}.")
+    check_int("max_sequence_length", max_sequence_length)
     if max_sequence_length < 3:
         raise ValueError(
             "`max_sequence_length` must leave room for [CLS], [SEP] and a token (>= 3); "
@@ -146,18 +147,17 @@ class EncodedSplit:
         Returns:
             ``(token_ids (m, T) int32, document index (m,) int64)``; m = n except for ``"all"``.
         """
+        check_choice("kind", kind, TRAIN_WINDOWS + ("all",))
         if kind == "all":
             return self.covering_windows(max_sequence_length)
         if kind == "first":
             token_ids = self.first_windows(max_sequence_length)
         elif kind == "head_tail":
             token_ids = self.head_tail_windows(max_sequence_length)
-        elif kind == "random":
+        else:  # "random"
             if rng is None:
                 raise ValueError("kind='random' needs `rng` (a numpy.random.Generator); got rng=None.")
             token_ids = self.random_windows(max_sequence_length, rng)
-        else:
-            raise ValueError(f"`kind` must be one of {TRAIN_WINDOWS + ('all',)}; got kind={kind!r}.")
         return token_ids, np.arange(len(self), dtype=np.int64)
 
     def windows_per_document(self, max_sequence_length: int) -> np.ndarray:
@@ -216,8 +216,7 @@ def predict_window_probabilities(
     """
     import keras
 
-    if kind not in EVAL_WINDOWS:
-        raise ValueError(f"`kind` must be one of {EVAL_WINDOWS}; got kind={kind!r}.")
+    check_choice("kind", kind, EVAL_WINDOWS)
     if not len(split):
         return np.zeros((0, 0))
     token_ids, documents = split.document_windows(kind, max_sequence_length)

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from llm_tf.checks import check_choice, check_positive_int, check_probability  # noqa: F401  (used by the text modules)
+from llm_tf.checks import check_choice, check_positive_int, check_probability, is_int  # noqa: F401  (used by the text modules)
 
 # Lone UTF-16 surrogates can sit in a Python `str` (for example after `bytes.decode(errors="surrogateescape")`)
 # but cannot be encoded as UTF-8; they are treated like invalid UTF-8 bytes.
@@ -129,16 +129,16 @@ def as_id_list(ids: Any, *, argument: str = "ids") -> list[int]:
         ids = ids.numpy()
     if hasattr(ids, "tolist"):
         ids = ids.tolist()
-    if isinstance(ids, int) and not isinstance(ids, bool):
-        return [ids]
+    if is_int(ids):
+        return [int(ids)]
     if not isinstance(ids, list | tuple):
         raise ValueError(f"`{argument}` must be a sequence of int token ids; got {type(ids).__name__}.")
     result = []
     for value in ids:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_int(value):
             raise ValueError(
                 f"`{argument}` must be a flat sequence of int token ids; got an element {value!r} "
                 f"of type {type(value).__name__}."
             )
-        result.append(value)
+        result.append(int(value))
     return result

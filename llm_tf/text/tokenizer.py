@@ -26,7 +26,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from llm_tf.checks import require_tensorflow_backend
+from llm_tf.checks import is_int, require_tensorflow_backend
 from llm_tf.text._common import as_id_list, check_choice, check_positive_int, is_single_text, to_text_list
 
 CONFIG_FILE_NAME = "llm_tf_tokenizer.json"
@@ -79,7 +79,7 @@ class Tokenizer(abc.ABC):
     def id_to_token(self, token_id: int) -> str:
         """The token string for `token_id`."""
         vocabulary = self.vocabulary
-        if isinstance(token_id, bool) or not isinstance(token_id, int) or not 0 <= token_id < len(vocabulary):
+        if not is_int(token_id) or not 0 <= token_id < len(vocabulary):
             raise ValueError(
                 f"`token_id` must be an int in [0, {len(vocabulary)}); got token_id={token_id!r}."
             )

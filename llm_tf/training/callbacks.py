@@ -22,6 +22,7 @@ import warnings
 import keras
 import numpy as np
 
+from llm_tf.checks import check_choice, check_positive_int
 from llm_tf.training.resume import ResumableBackup, atomic_write_bytes, variable_to_numpy
 from llm_tf.training.strategy import is_chief
 
@@ -157,10 +158,8 @@ class MetricsCSVLogger(keras.callbacks.Callback):
 
     def __init__(self, epoch_csv, steps_csv=None, every_n_steps=50, backup: ResumableBackup | None = None):
         super().__init__()
-        if steps_csv is not None and (
-            isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1
-        ):
-            raise ValueError(f"every_n_steps must be a positive integer; got every_n_steps={every_n_steps!r}")
+        if steps_csv is not None:
+            check_positive_int("every_n_steps", every_n_steps)
         self.epochs_table = _CsvTable(str(epoch_csv), ["epoch", "global_step", "elapsed_s"])
         self.steps_table = (
             _CsvTable(str(steps_csv), ["epoch", "step_in_epoch", "global_step", "elapsed_s"])
@@ -271,8 +270,7 @@ class SafeModelCheckpoint(keras.callbacks.Callback):
         filepath = os.fspath(filepath)
         if not filepath.endswith(".keras"):
             raise ValueError(f"filepath must end with '.keras'; got filepath={filepath!r}")
-        if mode not in _MODES:
-            raise ValueError(f"mode must be 'min' or 'max'; got mode={mode!r}")
+        check_choice("mode", mode, _MODES)
         self.filepath = filepath
         self.monitor = monitor
         self.mode = mode

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from llm_tf.checks import require_tensorflow_backend
+from llm_tf.checks import check_int, check_non_negative_int, check_positive_int, require_tensorflow_backend
 
 DatasetFn = Callable[[int], tf.data.Dataset]
 
@@ -69,8 +69,7 @@ def seeded_epoch_batches(
     require_tensorflow_backend("seeded_epoch_batches (tf.data)")
     if not isinstance(examples, tf.data.Dataset):
         raise ValueError(f"examples must be a tf.data.Dataset; got examples={type(examples).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got batch_size={batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     if shuffle_buffer is None:
         cardinality = int(examples.cardinality())
         if cardinality < 0:
@@ -79,10 +78,7 @@ def seeded_epoch_batches(
                 f"{cardinality}; pass shuffle_buffer explicitly"
             )
         shuffle_buffer = max(cardinality, 1)
-    if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or shuffle_buffer < 0:
-        raise ValueError(
-            f"shuffle_buffer must be a non-negative integer or None; got shuffle_buffer={shuffle_buffer!r}"
-        )
+    check_non_negative_int("shuffle_buffer", shuffle_buffer, allow_none=True)
 
     def batches_for_epoch(epoch: int) -> tf.data.Dataset:
         dataset = examples
@@ -178,8 +174,7 @@ def resumable_dataset(
         ("start_epoch", start_epoch, 0),
         ("skip_batches", skip_batches, 0),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}; got {name}={value!r}")
+        check_int(name, value, minimum=low)
     if start_epoch >= epochs:
         raise ValueError(f"start_epoch must be below epochs; got start_epoch={start_epoch}, epochs={epochs}")
     if skip_batches >= steps_per_epoch:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from llm_tf.checks import check_choice, check_non_negative_int
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -27,8 +29,7 @@ def set_precision(name: str = "float32") -> keras.DTypePolicy:
         >>> set_precision("float32").name
         'float32'
     """
-    if name not in PRECISIONS:
-        raise ValueError(f"Unknown precision name={name!r}; expected one of {', '.join(PRECISIONS)}")
+    check_choice("name", name, PRECISIONS)
     keras.config.set_dtype_policy(name)
     return keras.config.dtype_policy()
 
@@ -50,7 +51,6 @@ def enable_determinism(seed: int) -> None:
     Example:
         >>> enable_determinism(1234)  # doctest: +SKIP
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got seed={seed!r}")
+    check_non_negative_int("seed", seed)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from llm_tf.checks import is_int
 from llm_tf.training.strategy import is_chief
 
 BACKUP_FILE_NAME = "backup.npz"
@@ -345,10 +346,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             raise ValueError(
                 "double_checkpoint=True is not supported; backups are written atomically instead"
             )
-        if save_freq != "epoch" and (
-            isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1
-        ):
-            raise ValueError(f"save_freq must be 'epoch' or a positive integer; got save_freq={save_freq!r}")
+        if save_freq != "epoch" and not (is_int(save_freq) and save_freq >= 1):
+            raise ValueError(f"`save_freq` must be 'epoch' or a positive integer; got save_freq={save_freq!r}.")
         super().__init__(backup_dir=str(backup_dir), save_freq=save_freq, delete_checkpoint=delete_checkpoint)
         self.checkpoint_path = os.path.join(str(backup_dir), BACKUP_FILE_NAME)
         self.restored_position: dict | None = None

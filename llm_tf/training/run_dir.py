@@ -25,6 +25,7 @@ import re
 import socket
 import warnings
 
+from llm_tf.checks import check_number
 from llm_tf.training.resume import BACKUP_FILE_NAME, atomic_write_bytes
 
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -389,8 +390,7 @@ def write_results(run_dir, metrics: dict, wall_time: float, extra: dict | None =
     run = run_dir if isinstance(run_dir, RunDirectory) else RunDirectory(os.fspath(run_dir))
     if not isinstance(metrics, dict):
         raise ValueError(f"metrics must be a dict name -> value; got metrics={type(metrics).__name__}")
-    if isinstance(wall_time, bool) or not isinstance(wall_time, (int, float)) or wall_time < 0:
-        raise ValueError(f"wall_time must be a non-negative number of seconds; got wall_time={wall_time!r}")
+    check_number("wall_time", wall_time, minimum=0, kind="a number of seconds")
     results = {
         "metrics": metrics,
         "wall_time_s": float(wall_time),

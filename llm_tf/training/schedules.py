@@ -11,13 +11,11 @@ import math
 import keras
 from keras import ops
 
+from llm_tf.checks import check_number
+
 
 def _check_positive(name, value, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number; got {name}={value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        expected = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be {expected}; got {name}={value!r}")
+    check_number(name, value, minimum=0, exclusive_minimum=not allow_zero, finite=True)
 
 
 @keras.saving.register_keras_serializable(package="llm_tf")

@@ -16,7 +16,7 @@ import types
 import keras
 import tensorflow as tf
 
-from llm_tf.checks import require_tensorflow_backend
+from llm_tf.checks import check_choice, check_positive_int, require_tensorflow_backend
 
 STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
@@ -45,10 +45,7 @@ def configure_cpu_devices(num_cpu_devices: int) -> list[str]:
         ['/device:CPU:0', '/device:CPU:1']
     """
     require_tensorflow_backend("configure_cpu_devices (tf.distribute)")
-    if isinstance(num_cpu_devices, bool) or not isinstance(num_cpu_devices, int) or num_cpu_devices < 1:
-        raise ValueError(
-            f"num_cpu_devices must be a positive integer; got num_cpu_devices={num_cpu_devices!r}"
-        )
+    check_positive_int("num_cpu_devices", num_cpu_devices)
     cpus = tf.config.list_physical_devices("CPU")
     try:
         tf.config.set_logical_device_configuration(
@@ -107,8 +104,7 @@ def choose_strategy_name(
         >>> choose_strategy_name("auto", tpu=False) in ("default", "mirrored", "multi_worker")
         True
     """
-    if name not in STRATEGY_NAMES:
-        raise ValueError(f"Unknown strategy name={name!r}; expected one of {', '.join(STRATEGY_NAMES)}")
+    check_choice("name", name, STRATEGY_NAMES)
     if name != "auto":
         return name
     if _tpu_hinted() if tpu is None else tpu:
@@ -151,8 +147,7 @@ def get_strategy(name: str = "auto", num_cpu_devices: int | None = None) -> tf.d
         2
     """
     require_tensorflow_backend("get_strategy (tf.distribute)")
-    if name not in STRATEGY_NAMES:
-        raise ValueError(f"Unknown strategy name={name!r}; expected one of {', '.join(STRATEGY_NAMES)}")
+    check_choice("name", name, STRATEGY_NAMES)
     cpu_devices = configure_cpu_devices(num_cpu_devices) if num_cpu_devices is not None else None
     if name == "auto" and _tpu_hinted():
         try:

@@ -27,12 +27,11 @@ from collections.abc import Sequence
 
 import keras
 
+from llm_tf.checks import check_non_negative_int, check_positive_int
+
 
 def _check_steps(steps_per_execution) -> int:
-    if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
-        raise ValueError(
-            f"`steps_per_execution` must be a positive integer; got steps_per_execution={steps_per_execution!r}."
-        )
+    check_positive_int("steps_per_execution", steps_per_execution)
     return steps_per_execution
 
 
@@ -53,8 +52,7 @@ def ms_per_step(seconds: Sequence[float], steps_per_execution: int, skip_first: 
         60.0
     """
     steps = _check_steps(steps_per_execution)
-    if isinstance(skip_first, bool) or not isinstance(skip_first, int) or skip_first < 0:
-        raise ValueError(f"`skip_first` must be a non-negative integer; got skip_first={skip_first!r}.")
+    check_non_negative_int("skip_first", skip_first)
     steady = list(seconds)[skip_first:]
     if not steady:
         return None

@@ -14,7 +14,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from llm_tf.checks import require_tensorflow_backend
+from llm_tf.checks import check_choice, check_int, check_positive_int, require_tensorflow_backend
 from llm_tf.training.callbacks import MetricsCSVLogger, StopOnNonFiniteLoss, standard_callbacks
 from llm_tf.training.data import infer_steps_per_epoch, resumable_dataset
 from llm_tf.training.precision import PRECISIONS, enable_determinism, set_precision
@@ -168,8 +168,7 @@ def train(
         ...                run_dir=run, backup_every_n_steps=100)  # doctest: +SKIP
     """
     require_tensorflow_backend("train (tf.data, tf.distribute)")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer; got epochs={epochs!r}")
+    check_positive_int("epochs", epochs)
     if run_dir is not None and not isinstance(run_dir, RunDirectory):
         raise ValueError(f"run_dir must be a RunDirectory or None; got run_dir={run_dir!r}")
     if isinstance(train_data, tf.data.Dataset):
@@ -349,10 +348,8 @@ def setup_training(
         >>> strategy = setup_training(strategy="auto", precision="float32", seed=0)  # doctest: +SKIP
     """
     require_tensorflow_backend("setup_training (tf.distribute)")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer; got seed={seed!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}; got precision={precision!r}")
+    check_int("seed", seed)
+    check_choice("precision", precision, PRECISIONS)
     distribution = get_strategy(strategy, num_cpu_devices=num_cpu_devices)
     if deterministic:
         enable_determinism(seed)

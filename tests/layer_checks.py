@@ -5,13 +5,15 @@
 1. config round-trip: ``from_config(get_config())`` gives the same config, and the config names every
    constructor argument;
 2. a symbolic (Functional) call gives the same shape and dtype as the eager call;
-3. ``.keras`` save/load **in a fresh Python process** reproduces the outputs;
+3. ``.keras`` save/load **in a fresh Python process** reproduces the outputs (one process per test session that
+   only imports ``llm_tf.layers`` and never builds a layer reloads every layer's saved model);
 4. one ``model.fit`` step (compiled with XLA on TensorFlow and JAX) gives a finite loss;
 5. every trainable weight receives a nonzero gradient;
 6. under ``mixed_bfloat16`` the layer runs on large-magnitude inputs without NaN/Inf;
 7. (optional) a Keras mask on the first input comes out unchanged on the output.
 """
 
+import atexit
 import inspect
 import json
 import os
@@ -19,6 +21,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import time
 
 import keras
 import numpy as np
@@ -26,19 +29,85 @@ from keras import ops
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+# The reloading process: started once per test session (importing Keras and the backend is most of the cost of a
+# fresh process), it has never built or seen the layers it loads: it only imports `llm_tf.layers` (which registers
+# the serializable layers) and then, for every directory named on its standard input, loads `model.keras` there,
+# calls it on `inputs.npz` and writes `reloaded.npz` (or `error.txt` with the traceback), then the file `done`.
 _FRESH_PROCESS_SCRIPT = """
-import json, os, sys
+import json, os, sys, traceback
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np, keras
 import llm_tf.layers  # registers the serializable layers
-directory = sys.argv[1]
-model = keras.saving.load_model(os.path.join(directory, "model.keras"))
-data = np.load(os.path.join(directory, "inputs.npz"))
-names = json.load(open(os.path.join(directory, "names.json")))
-outputs = model([data[n] for n in names] if len(names) > 1 else data[names[0]], training=False)
-outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-np.savez(os.path.join(directory, "reloaded.npz"), *[keras.ops.convert_to_numpy(o) for o in outputs])
+for line in sys.stdin:
+    directory = line.strip()
+    try:
+        model = keras.saving.load_model(os.path.join(directory, "model.keras"))
+        data = np.load(os.path.join(directory, "inputs.npz"))
+        names = json.load(open(os.path.join(directory, "names.json")))
+        outputs = model([data[n] for n in names] if len(names) > 1 else data[names[0]], training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        np.savez(os.path.join(directory, "reloaded.npz"), *[keras.ops.convert_to_numpy(o) for o in outputs])
+    except BaseException:
+        with open(os.path.join(directory, "error.txt"), "w") as file:
+            file.write(traceback.format_exc())
+    open(os.path.join(directory, "done"), "w").close()
 """
+
+
+class _ReloadingProcess:
+    """The one Python process (per test session) that reloads saved models; see `_FRESH_PROCESS_SCRIPT`."""
+
+    def __init__(self):
+        self.log = tempfile.NamedTemporaryFile(prefix="layer_checks_reload_", suffix=".log", delete=False)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _FRESH_PROCESS_SCRIPT],
+            stdin=subprocess.PIPE,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        )
+        atexit.register(self.close)
+
+    def log_tail(self):
+        with open(self.log.name, errors="replace") as file:
+            return file.read()[-3000:]
+
+    def reload(self, directory, timeout):
+        """Asks the process to reload `directory`; returns the error text, or None when it succeeded."""
+        self.process.stdin.write(directory + "\n")
+        self.process.stdin.flush()
+        done = os.path.join(directory, "done")
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(done):
+            if self.process.poll() is not None:
+                return f"the reloading process exited ({self.process.returncode}):\n{self.log_tail()}"
+            if time.monotonic() > deadline:
+                self.close()
+                return f"no reload within {timeout} s:\n{self.log_tail()}"
+            time.sleep(0.01)
+        error = os.path.join(directory, "error.txt")
+        if os.path.exists(error):
+            with open(error) as file:
+                return file.read()[-3000:]
+        return None
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if os.path.exists(self.log.name):
+            os.remove(self.log.name)
+
+
+_reloading_process = None
+
+
+def _reload_in_fresh_process(directory, timeout=180):
+    global _reloading_process
+    if _reloading_process is None or _reloading_process.process.poll() is not None:
+        _reloading_process = _ReloadingProcess()
+    return _reloading_process.reload(directory, timeout)
 
 
 def _as_list(inputs):
@@ -80,15 +149,8 @@ def check_save_load_fresh_process(model, inputs, expected_outputs, atol):
         np.savez(os.path.join(directory, "inputs.npz"), **dict(zip(names, inputs)))
         with open(os.path.join(directory, "names.json"), "w") as f:
             json.dump(names, f)
-        environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        result = subprocess.run(
-            [sys.executable, "-c", _FRESH_PROCESS_SCRIPT, directory],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=environment,
-        )
-        assert result.returncode == 0, f"reload in a fresh process failed:\n{result.stderr[-3000:]}"
+        error = _reload_in_fresh_process(directory)
+        assert error is None, f"reload in a fresh process failed:\n{error}"
         reloaded = np.load(os.path.join(directory, "reloaded.npz"))
         reloaded = [reloaded[f"arr_{i}"] for i in range(len(reloaded.files))]
     assert len(reloaded) == len(expected_outputs)

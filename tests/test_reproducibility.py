@@ -1,13 +1,16 @@
 """Same inputs, same result: learned vocabularies across processes, and experiments run twice or killed and resumed.
 
 Each check runs fresh Python processes, since what differs between processes (hash seeds, thread pools, the order
-of a hash map in a native library) is exactly what a single-process test cannot see.
+of a hash map in a native library) is exactly what a single-process test cannot see. Processes that do not depend
+on each other run concurrently (an uninterrupted run beside the killed-then-resumed one), which also shows that
+the results do not depend on what else the machine is doing.
 """
 
 import hashlib
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -52,16 +55,23 @@ def _environment(**extra: str) -> dict[str, str]:
 def test_tokenizer_training_gives_identical_files_in_fresh_processes_with_any_thread_count(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(_TRAIN_SCRIPT)
-    digests = []
-    for run, threads in enumerate(("1", "2", "2")):
-        out = tmp_path / f"run{run}"
-        subprocess.run(
-            [sys.executable, str(script), str(out)],
-            check=True,
+    # The three processes run at the same time (they share nothing but the machine).
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / f"run{run}")],
             env=_environment(RAYON_NUM_THREADS=threads, PYTHONHASHSEED=str(run)),
             cwd=REPO_ROOT,
         )
-        digests.append(_file_digests(out))
+        for run, threads in enumerate(("1", "2", "2"))
+    ]
+    try:
+        assert [process.wait(timeout=600) for process in processes] == [0, 0, 0]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    digests = [_file_digests(tmp_path / f"run{run}") for run in range(3)]
     assert {"wordpiece/vocab.txt", "bpe/tokenizer.json"} <= set(digests[0])
     assert digests[0] == digests[1] == digests[2]
 
@@ -94,6 +104,39 @@ def _run_experiment(args: list[str], output_dir: pathlib.Path, timeout: int = 90
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return _run_metrics(output_dir)
+
+
+class _BackgroundExperiment:
+    """An experiment started in the background (`finish` waits for it like `_run_experiment`); killed on exit."""
+
+    def __init__(self, args: list[str], output_dir: pathlib.Path):
+        output_dir.mkdir(parents=True, exist_ok=True)
+        self.output_dir = output_dir
+        self.log_path = output_dir.parent / f"{output_dir.name}.log"
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, *args, "--output-dir", str(output_dir)],
+                env=_environment(), cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def finish(self, timeout: int = 900) -> dict:
+        try:
+            returncode = self.process.wait(timeout=timeout)
+        finally:
+            self.kill()
+        assert returncode == 0, self.log_path.read_text()[-6000:]
+        return _run_metrics(self.output_dir)
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.kill()
 
 
 def _command(script: str, *flags: str) -> list[str]:
@@ -156,12 +199,14 @@ def _kill_after_first_backup(command: list[str], output_dir: pathlib.Path, timeo
 def _uninterrupted_and_resumed(command, tmp_path, run_glob, resumed_results_glob, backup_step, metrics):
     """Runs `command` once through, and once SIGKILLed after its first backup then rerun; returns both metrics.
 
-    Checks on the way that the rerun continued the same run directory from the backup (its training results say
-    `resumed_from.global_step == backup_step`), not from scratch, while the uninterrupted run never resumed.
+    The uninterrupted run goes on in the background meanwhile. Checks on the way that the rerun continued the same
+    run directory from the backup (its training results say `resumed_from.global_step == backup_step`), not from
+    scratch, while the uninterrupted run never resumed.
     """
-    _run_experiment(command, tmp_path / "uninterrupted")
-    backup = _kill_after_first_backup(command, tmp_path / "resumed")
-    _run_experiment(command, tmp_path / "resumed")
+    with _BackgroundExperiment(command, tmp_path / "uninterrupted") as uninterrupted:
+        backup = _kill_after_first_backup(command, tmp_path / "resumed")
+        _run_experiment(command, tmp_path / "resumed")
+        uninterrupted.finish()
     (run,) = [path for path in (tmp_path / "resumed").glob(run_glob) if path.is_dir()]
     assert run in backup.parents
     for name, expected in (("resumed", backup_step), ("uninterrupted", None)):
@@ -175,19 +220,52 @@ NEWS_SMOKE = ("news_classification.py", "--preset", "smoke", "--no-baseline", "-
               "--backup-every-n-steps", "5")
 
 
+@pytest.fixture(scope="module")
+def news_command(shared_data_dir):
+    return _command(*NEWS_SMOKE, "--data-dir", str(shared_data_dir))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_news_run(news_command, tmp_path_factory):
+    """The news smoke run through once, started in the background (requested before `killed_news_run`, it runs
+    while the other run is started and killed)."""
+    with _BackgroundExperiment(news_command, tmp_path_factory.mktemp("uninterrupted_news") / "runs") as run:
+        yield run
+
+
+@pytest.fixture(scope="module")
+def killed_news_run(news_command, tmp_path_factory):
+    """An output directory whose news smoke run was SIGKILLed right after its first backup (after 5 of the first
+    epoch's 12 steps), and that backup's path. Tests work on copies (`_copy_killed_run`)."""
+    output_dir = tmp_path_factory.mktemp("killed_news") / "runs"
+    backup = _kill_after_first_backup(news_command, output_dir)
+    assert not list(output_dir.rglob("results.json"))
+    return output_dir, backup
+
+
+def _copy_killed_run(killed_news_run, output_dir: pathlib.Path) -> pathlib.Path:
+    """Copies the killed run's output directory to `output_dir`; returns the backup's path in the copy."""
+    source, backup = killed_news_run
+    shutil.copytree(source, output_dir)
+    return output_dir / backup.relative_to(source)
+
+
 @pytest.mark.slow
 @pytest.mark.data
-def test_news_smoke_repeats_exactly_and_resumes_exactly_after_sigkill(tmp_path, shared_data_dir):
-    command = _command(*NEWS_SMOKE, "--data-dir", str(shared_data_dir))
-    _run_experiment(command, tmp_path / "first")
-    _run_experiment(command, tmp_path / "second")
-    first, second = _news_metrics(tmp_path / "first"), _news_metrics(tmp_path / "second")
-    assert first == second
-
-    # Killed mid-epoch (the first backup comes after 5 of the epoch's 12 steps), then the same command again.
-    backup = _kill_after_first_backup(command, tmp_path / "resumed")
+def test_news_smoke_repeats_exactly_and_resumes_exactly_after_sigkill(
+    tmp_path, news_command, uninterrupted_news_run, killed_news_run
+):
+    command = news_command
+    # The run killed mid-epoch (the first backup comes after 5 of the epoch's 12 steps), then the same command
+    # again, in other processes than the uninterrupted run (which ran meanwhile): it must repeat that run exactly,
+    # i.e. the same results from different processes, and a resume that changes nothing.
+    backup = _copy_killed_run(killed_news_run, tmp_path / "resumed")
     assert not list((tmp_path / "resumed").rglob("results.json"))
     _run_experiment(command, tmp_path / "resumed")
+    uninterrupted_news_run.finish()
+    first = _news_metrics(uninterrupted_news_run.output_dir)
+    (first_seed_results,) = uninterrupted_news_run.output_dir.rglob("seed_0/results.json")
+    assert not json.loads(first_seed_results.read_text())["resumed_from"]
     runs = [path for path in (tmp_path / "resumed" / "news_classification").iterdir() if path.is_dir()]
     assert len(runs) == 1, "the second command must continue the interrupted run, not start another"
     assert runs[0] in backup.parents
@@ -199,10 +277,11 @@ def test_news_smoke_repeats_exactly_and_resumes_exactly_after_sigkill(tmp_path, 
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_news_rerun_with_a_corrupt_backup_or_a_changed_config_loses_nothing(tmp_path, shared_data_dir):
-    command = _command(*NEWS_SMOKE, "--data-dir", str(shared_data_dir))
+def test_news_rerun_with_a_corrupt_backup_or_a_changed_config_loses_nothing(tmp_path, news_command,
+                                                                            killed_news_run):
+    command = news_command
     output_dir = tmp_path / "runs"
-    backup = _kill_after_first_backup(command, output_dir)
+    backup = _copy_killed_run(killed_news_run, output_dir)
     run_dir = next(path for path in backup.parents if path.parent.name == "news_classification")
     before = {str(path): path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
 

@@ -24,18 +24,37 @@ def test_help_and_presets(capsys):
     assert (args.epochs, args.hidden_dim, args.dataset) == (5, None, None)
 
 
-def _run(repo_root, *flags):
-    command = [sys.executable, "experiments/summarization.py", *flags]
-    completed = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=900)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return completed.stdout.strip().splitlines()[-1].split("run directory: ")[1].rsplit(" (", 1)[0]
+def _start(repo_root, log_path, *flags):
+    """Starts the script in the background, its output going to `log_path`; `_finish` waits for it."""
+    with open(log_path, "w", encoding="utf-8") as log, open(f"{log_path}.err", "w", encoding="utf-8") as err:
+        return subprocess.Popen([sys.executable, "experiments/summarization.py", *flags], cwd=repo_root,
+                                stdout=log, stderr=err)
+
+
+def _finish(process, log_path):
+    """Waits for a script started by `_start`; returns the run directory it printed last."""
+    try:
+        process.wait(timeout=900)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    with open(f"{log_path}.err", encoding="utf-8") as err:
+        assert process.returncode == 0, err.read()[-3000:]
+    with open(log_path, encoding="utf-8") as log:
+        stdout = log.read()
+    return stdout.strip().splitlines()[-1].split("run directory: ")[1].rsplit(" (", 1)[0]
+
+
+def _run(repo_root, log_path, *flags):
+    return _finish(_start(repo_root, log_path, *flags), log_path)
 
 
 @pytest.mark.slow
 @pytest.mark.data
 def test_smoke_bbc_then_samsum(repo_root, shared_data_dir, tmp_path):
     common = ["--preset", "smoke", "--data-dir", str(shared_data_dir), "--output-dir", str(tmp_path)]
-    run = _run(repo_root, *common)
+    run = _run(repo_root, tmp_path / "bbc.log", *common)
     with open(os.path.join(run, "results.json"), encoding="utf-8") as file:
         results = json.load(file)
     assert set(results["metrics"]) == {"scorer", "lead-3", f"lead-{results['lead_k']}", "textrank", "oracle"}
@@ -52,14 +71,19 @@ def test_smoke_bbc_then_samsum(repo_root, shared_data_dir, tmp_path):
     assert examples.count("| model summary | reference |") == 3 and results["test_ids"][0] in examples
 
     # An interrupted run (no results.json yet) resumes in the same directory and reuses the finished training.
+    # Meanwhile the SAMSum run with the trained scorer goes on in the background (it only reads the scorer and
+    # the vocabulary, which the resumed run must leave as they are, and starts a run of its own beside it).
     model_path = os.path.join(run, "scorer", "last.keras")
     trained_at = os.path.getmtime(model_path)
     os.remove(os.path.join(run, "results.json"))
-    assert _run(repo_root, *common) == run
+    samsum_process = _start(repo_root, tmp_path / "samsum.log", *common, "--dataset", "samsum", "--model-run", run)
+    try:
+        assert _run(repo_root, tmp_path / "resume.log", *common) == run
+    finally:
+        samsum = _finish(samsum_process, tmp_path / "samsum.log")
     assert os.path.getmtime(model_path) == trained_at
     assert os.path.isfile(os.path.join(run, "results.json"))
 
-    samsum = _run(repo_root, *common, "--dataset", "samsum", "--model-run", run)
     with open(os.path.join(samsum, "results.json"), encoding="utf-8") as file:
         samsum_results = json.load(file)
     assert set(samsum_results["metrics"]) == {"lead-3", "longest-3", "bbc-scorer top-3"}

@@ -83,8 +83,9 @@ class _ReloadingProcess:
             if self.process.poll() is not None:
                 return f"the reloading process exited ({self.process.returncode}):\n{self.log_tail()}"
             if time.monotonic() > deadline:
+                message = f"no reload within {timeout} s:\n{self.log_tail()}"
                 self.close()
-                return f"no reload within {timeout} s:\n{self.log_tail()}"
+                return message
             time.sleep(0.01)
         error = os.path.join(directory, "error.txt")
         if os.path.exists(error):

@@ -258,17 +258,17 @@ def mask_sequences(token_ids: np.ndarray, rng: np.random.Generator, *, mask_id: 
         chosen = (end <= wanted[:, None]) | ((end == end[:, :1]) & (wanted[:, None] > 0))
         chosen &= np.take_along_axis(candidate, order, axis=1)
         chosen[:, slots:] = False
-        wanted = chosen.sum(axis=1)
-    mask_positions = np.where(chosen[:, :slots], order[:, :slots], 0).astype(np.int32)
-    mask_weights = chosen[:, :slots].astype(np.float32)
-    mask_ids = np.where(chosen[:, :slots], np.take_along_axis(token_ids, mask_positions, axis=1), 0)
+    chosen = chosen[:, :slots]
+    mask_positions = np.where(chosen, order[:, :slots], 0).astype(np.int32)
+    mask_weights = chosen.astype(np.float32)
+    mask_ids = np.where(chosen, np.take_along_axis(token_ids, mask_positions, axis=1), 0)
     allowed = np.setdiff1d(np.arange(vocabulary_size), np.asarray(list(special_ids)))
     draw = rng.random(mask_positions.shape)
     replacement = np.where(draw < 0.8, mask_id, np.where(draw < 0.9, rng.choice(allowed, mask_positions.shape),
                                                           mask_ids))
     inputs = token_ids.copy()
     row_index = np.broadcast_to(np.arange(rows)[:, None], mask_positions.shape)
-    inputs[row_index[chosen[:, :slots]], mask_positions[chosen[:, :slots]]] = replacement[chosen[:, :slots]]
+    inputs[row_index[chosen], mask_positions[chosen]] = replacement[chosen]
     return inputs.astype(np.int32), mask_positions, mask_ids.astype(np.int32), mask_weights
 
 

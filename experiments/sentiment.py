@@ -1,6 +1,6 @@
 """Sentiment analysis on SST-2: a Transformer encoder from scratch or fine-tuned from a pretrained one, vs TF-IDF + SVM.
 
-Data (``llm_tf.tasks.pretraining.sst2_sentiment_splits``): GLUE SST-2, 67,349 training phrases and 872 dev
+Data (``llm_tf.datasets.load_sst2_splits``): GLUE SST-2, 67,349 training phrases and 872 dev
 sentences. GLUE's test labels are not public, so **dev is the test split** and the validation split is carved
 from train (2%, stratified, seed 42: 1,347 phrases); the remaining 66,002 phrases are the training split.
 
@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     started = time.time()
     from llm_tf import training
+    from llm_tf.datasets import load_sst2_splits
     from llm_tf.tasks import classification
     from llm_tf.tasks.classification_experiment import run_classification_experiment
-    from llm_tf.tasks.pretraining import sst2_sentiment_splits
 
     config = cli.classification_config(vars(args), PRESETS[args.preset], named_formats=("sst2",))
     run, saved = runs.open_run(EXPERIMENT, args.runs_root, config.to_dict(), resume=args.resume)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cli.print_config(config, title=f"{EXPERIMENT} config")
     print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}", flush=True)
     if config.data_format == "sst2":
-        splits = sst2_sentiment_splits(config.data_dir, seed=config.split_seed)
+        splits = load_sst2_splits(config.data_dir, seed=config.split_seed)
         description = "SST-2 (GLUE): test = dev, validation carved from train"
     else:
         splits, description = classification.load_splits(config)

@@ -11,6 +11,7 @@ names the expected files and the variable to set. Importing this package does no
 | `load_bbc_news` | `ClassificationSplits` train/validation/test (stratified 80/10/10, seed 42), 5 topics |
 | `load_bbc_news_summary` | `PairSplits` of (article, summary), the same split by file |
 | `load_sst2` | `ClassificationSplits` train / validation (GLUE dev) |
+| `load_sst2_splits` | SST-2 as the sentiment job splits it: test = GLUE dev, validation carved from train |
 | `load_tiny_shakespeare` | `TextSplits(train, validation)` strings, 90/10 by position |
 | `load_multi30k` | `PairSplits` en->de (or de->en) train / validation / test (test2016) |
 | `load_samsum` | `PairSplits` dialogue->summary validation / test |
@@ -37,7 +38,7 @@ from llm_tf.datasets.generic import (
 from llm_tf.datasets.gutenberg import Book, GutenbergCorpus, load_gutenberg, strip_gutenberg_boilerplate
 from llm_tf.datasets.multi30k import load_multi30k
 from llm_tf.datasets.samsum import load_samsum
-from llm_tf.datasets.sst2 import SST2_CLASS_NAMES, load_sst2
+from llm_tf.datasets.sst2 import SST2_CLASS_NAMES, load_sst2, load_sst2_splits
 from llm_tf.datasets.tiny_shakespeare import load_tiny_shakespeare
 from llm_tf.datasets.types import (
     ClassificationSplits,
@@ -71,6 +72,7 @@ __all__ = [
     "load_multi30k",
     "load_samsum",
     "load_sst2",
+    "load_sst2_splits",
     "load_text_folder",
     "load_tiny_shakespeare",
     "read_texts",

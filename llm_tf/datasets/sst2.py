@@ -15,6 +15,8 @@ from llm_tf.datasets.generic import load_csv
 from llm_tf.datasets.types import ClassificationSplits
 
 SST2_CLASS_NAMES = ["negative", "positive"]
+#: The validation carve of the sentiment job (stratified, seeded); pretraining leaves these texts out too.
+SST2_VALIDATION_FRACTION, SST2_SPLIT_SEED = 0.02, 42
 SST2_URL = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
 _SST2_SHA256 = {
     "train.tsv": "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",
@@ -70,4 +72,29 @@ def load_sst2(data_dir: str | os.PathLike | None = None, *, download: bool = Tru
         class_names=list(SST2_CLASS_NAMES),
         notes=splits["train"].notes + splits["dev"].notes,
         skipped=splits["train"].skipped + splits["dev"].skipped,
+    )
+
+
+def load_sst2_splits(data_dir=None, validation_fraction: float = SST2_VALIDATION_FRACTION,
+                      seed: int = SST2_SPLIT_SEED):
+    """SST-2 as the sentiment job splits it: GLUE dev is the test split, validation is carved from train.
+
+    GLUE's SST-2 test labels are not public, so the 872 dev sentences are the test split and a seeded,
+    stratified ``validation_fraction`` of the 67,349 training phrases is the validation split.
+
+    Returns:
+        ``ClassificationSplits`` with train, validation and test (= dev); ``notes`` say where each came from.
+    """
+    from llm_tf.datasets.types import stratified_split_indices
+
+    sst2 = load_sst2(data_dir)
+    train_index, validation_index, _ = stratified_split_indices(
+        sst2.train.labels, validation_fraction=validation_fraction, test_fraction=0.0, seed=seed)
+    return ClassificationSplits(
+        train=sst2.train.subset(train_index), validation=sst2.train.subset(validation_index),
+        test=sst2.validation, class_names=list(sst2.class_names),
+        notes=list(sst2.notes) + [f"test = GLUE dev ({len(sst2.validation)} sentences; GLUE test labels are not "
+                                  f"public); validation = {validation_fraction:.0%} of GLUE train, stratified, "
+                                  f"seed {seed}"],
+        skipped=list(sst2.skipped),
     )

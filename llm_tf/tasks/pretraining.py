@@ -54,8 +54,6 @@ BACKBONE_FILE, TOKENIZER_DIR = "backbone.keras", "tokenizer"
 EVAL_CSV, EVAL_PNG = "pretrain_eval.csv", "pretrain_eval.png"
 EVAL_COLUMNS = ("step", "tokens_seen", "val_loss", "val_accuracy", "val_perplexity", "train_loss",
                 "learning_rate", "elapsed_s", "tokens_per_s")
-#: The SST-2 validation carve of the sentiment job (stratified, seeded); its texts stay out of pretraining.
-SST2_VALIDATION_FRACTION, SST2_SPLIT_SEED = 0.02, 42
 
 
 @dataclasses.dataclass
@@ -74,32 +72,6 @@ class PretrainingCorpus:
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
-def sst2_sentiment_splits(data_dir=None, validation_fraction: float = SST2_VALIDATION_FRACTION,
-                          seed: int = SST2_SPLIT_SEED):
-    """SST-2 as the sentiment job splits it: GLUE dev is the test split, validation is carved from train.
-
-    GLUE's SST-2 test labels are not public, so the 872 dev sentences are the test split and a seeded,
-    stratified ``validation_fraction`` of the 67,349 training phrases is the validation split.
-
-    Returns:
-        ``ClassificationSplits`` with train, validation and test (= dev); ``notes`` say where each came from.
-    """
-    from llm_tf.datasets import load_sst2
-    from llm_tf.datasets.types import ClassificationSplits, stratified_split_indices
-
-    sst2 = load_sst2(data_dir)
-    train_index, validation_index, _ = stratified_split_indices(
-        sst2.train.labels, validation_fraction=validation_fraction, test_fraction=0.0, seed=seed)
-    return ClassificationSplits(
-        train=sst2.train.subset(train_index), validation=sst2.train.subset(validation_index),
-        test=sst2.validation, class_names=list(sst2.class_names),
-        notes=list(sst2.notes) + [f"test = GLUE dev ({len(sst2.validation)} sentences; GLUE test labels are not "
-                                  f"public); validation = {validation_fraction:.0%} of GLUE train, stratified, "
-                                  f"seed {seed}"],
-        skipped=list(sst2.skipped),
-    )
-
-
 def load_pretraining_corpus(data_dir=None, add_texts: Sequence[str] = (), validation_fraction: float = 0.1,
                             split_seed: int = 42, max_books: int | None = None,
                             max_chars_per_document: int | None = None) -> PretrainingCorpus:
@@ -116,7 +88,7 @@ def load_pretraining_corpus(data_dir=None, add_texts: Sequence[str] = (), valida
     Returns:
         A :class:`PretrainingCorpus`.
     """
-    from llm_tf.datasets import load_bbc_news, load_gutenberg
+    from llm_tf.datasets import load_bbc_news, load_gutenberg, load_sst2_splits
 
     for source in add_texts:
         check_choice("add_texts", source, TASK_TEXT_SOURCES)
@@ -133,7 +105,7 @@ def load_pretraining_corpus(data_dir=None, add_texts: Sequence[str] = (), valida
         if source == "bbc":
             texts = load_bbc_news(data_dir).train.texts  # the news job's seeded split: training articles only
         else:
-            texts = sst2_sentiment_splits(data_dir).train.texts
+            texts = load_sst2_splits(data_dir).train.texts  # minus the sentiment job's validation carve
         train.extend(texts)
         sources["train"][source] = len(texts)
     if max_chars_per_document is not None:
@@ -613,6 +585,5 @@ __all__ = [
     "pack_sequences",
     "plot_pretraining_progress",
     "read_progress",
-    "sst2_sentiment_splits",
     "train_masked_lm",
 ]

@@ -124,12 +124,13 @@ def test_whole_word_masking_chooses_whole_words(real_rows):
     assert 0.12 < fraction <= 0.15
 
 
-def _pretraining_run_dir(path, vocabulary_size=50, max_sequence_length=16):
+def _pretraining_run_dir(path, vocabulary_size=50, max_sequence_length=16, norm_first=False):
     """A finished pretraining run's files: backbone.keras and tokenizer/."""
     tokenizer = WordPieceTokenizer([f"[{name}]" for name in ("PAD", "UNK", "CLS", "SEP", "MASK")]
                                    + [f"w{i}" for i in range(vocabulary_size - 5)])
     config = TransformerEncoderConfig(vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length,
-                                      hidden_dim=16, num_layers=2, num_heads=2, intermediate_dim=32)
+                                      hidden_dim=16, num_layers=2, num_heads=2, intermediate_dim=32,
+                                      norm_first=norm_first, final_norm=norm_first, embedding_norm=not norm_first)
     keras.utils.set_random_seed(3)
     backbone = TransformerEncoder(config, name="backbone")
     os.makedirs(path, exist_ok=True)
@@ -138,17 +139,28 @@ def _pretraining_run_dir(path, vocabulary_size=50, max_sequence_length=16):
     return backbone, tokenizer
 
 
-def test_init_from_restores_the_pretrained_backbone_exactly(tmp_path):
-    backbone, _ = _pretraining_run_dir(tmp_path / "run")
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_init_from_restores_the_pretrained_backbone_exactly(tmp_path, norm_first):
+    backbone, _ = _pretraining_run_dir(tmp_path / "run", norm_first=norm_first)
     pretrained = pretraining.load_pretrained_encoder(str(tmp_path / "run"))
     assert pretrained.kind == "pretraining run" and pretrained.tokenizer.vocabulary_size == 50
     classifier = classification.classifier_from_pretrained(pretrained, num_classes=3, dropout=0.3)
     assert classifier.backbone.config.dropout == 0.3
+    assert classifier.backbone.config.norm_first is norm_first
     inputs = {"token_ids": np.array([[2, 7, 9, 11, 3, 0]]), "padding_mask": np.array([[1, 1, 1, 1, 1, 0]])}
     expected = backbone(inputs, training=False)
     np.testing.assert_array_equal(np.asarray(classifier.backbone(inputs, training=False)), np.asarray(expected))
     fresh = classification.classifier_from_pretrained(pretrained, num_classes=3)
     np.testing.assert_array_equal(np.asarray(fresh.backbone(inputs)), np.asarray(expected))
+
+
+def test_a_pretrained_encoder_is_loaded_once_until_its_files_change(tmp_path):
+    _pretraining_run_dir(tmp_path / "run")
+    first = pretraining.load_pretrained_encoder(str(tmp_path / "run"))
+    assert pretraining.load_pretrained_encoder(str(tmp_path / "run") + "/") is first
+    backbone, _ = _pretraining_run_dir(tmp_path / "run", norm_first=True)  # rewritten: loaded again
+    second = pretraining.load_pretrained_encoder(str(tmp_path / "run"))
+    assert second is not first and second.config.norm_first is True
 
 
 def test_init_from_a_hugging_face_bert_folder(tmp_path):
@@ -185,6 +197,13 @@ def test_contradicting_flags_are_clear_errors_and_the_rest_comes_from_the_model(
         values = vars(parser.parse_args(["--preset", "smoke", "--init-from", str(tmp_path / "run"), *flags]))
         with pytest.raises(ValueError, match=message):
             cli.classification_config(values, sentiment.PRESETS["smoke"], named_formats=("sst2",))
+    # Pre-norm comes from the model too; asking for it on a post-norm model is a contradiction.
+    values = vars(parser.parse_args(["--preset", "smoke", "--init-from", str(tmp_path / "run"), "--norm-first"]))
+    with pytest.raises(ValueError, match="norm_first=True .*has False"):
+        cli.classification_config(values, sentiment.PRESETS["smoke"], named_formats=("sst2",))
+    _pretraining_run_dir(tmp_path / "pre_norm", norm_first=True)
+    values = vars(parser.parse_args(["--preset", "smoke", "--init-from", str(tmp_path / "pre_norm")]))
+    assert cli.classification_config(values, sentiment.PRESETS["smoke"], named_formats=("sst2",)).norm_first is True
 
 
 def test_layer_decay_scales_each_variables_first_adam_step(tmp_path):

@@ -48,7 +48,7 @@ RECIPE_ARGUMENTS = (
     "max_sequence_length", "hidden_dim", "num_layers", "num_heads", "intermediate_dim", "dropout",
     "attention_dropout", "classifier_dropout", "pooling", "batch_size", "epochs", "learning_rate",
     "warmup_fraction", "weight_decay", "label_smoothing", "token_mask_rate", "ema_momentum", "train_windows",
-    "eval_windows", "jit_compile", "init_from", "layer_decay", "bucket_by_length",
+    "eval_windows", "jit_compile", "init_from", "layer_decay", "bucket_by_length", "norm_first",
 )
 #: The file with a seed's test predictions (written by :func:`run_seed`, same format as ``predict``'s output).
 TEST_PREDICTIONS_CSV = "test_predictions.csv"
@@ -197,6 +197,7 @@ def train_classifier(
     init_from: str | None = None,
     layer_decay: float | None = None,
     bucket_by_length: bool = False,
+    norm_first: bool = False,
     log_every_n_steps: int = 50,
     backup_every_n_steps: int | None = None,
     verbose="auto",
@@ -237,6 +238,8 @@ def train_classifier(
             ``i`` of ``N`` at ``layer_decay ** (N - i)``, the embeddings at ``layer_decay ** (N + 1)``.
         bucket_by_length: batch windows of similar length and cut each batch to its longest window
             (:func:`length_bucketed_batches`; for corpora of short texts such as SST-2).
+        norm_first: a pre-norm encoder (LayerNorm before each sublayer and after the last block, none after the
+            embeddings) instead of BERT's post-norm one; from-scratch only (a pretrained encoder brings its own).
         log_every_n_steps, backup_every_n_steps, verbose: passed to ``llm_tf.training.train``.
 
     Returns:
@@ -283,12 +286,13 @@ def train_classifier(
         pretrained = load_pretrained_encoder(init_from)
         check_matches_pretrained(pretrained, vocabulary_size=vocabulary_size, hidden_dim=hidden_dim,
                                  num_layers=num_layers, num_heads=num_heads, intermediate_dim=intermediate_dim,
-                                 max_sequence_length=max_sequence_length)
+                                 norm_first=norm_first, max_sequence_length=max_sequence_length)
     else:
         encoder_config = TransformerEncoderConfig(
             vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length, hidden_dim=hidden_dim,
             num_layers=num_layers, num_heads=num_heads, intermediate_dim=intermediate_dim, dropout=dropout,
-            attention_dropout=attention_dropout, num_segments=0,
+            attention_dropout=attention_dropout, num_segments=0, norm_first=norm_first, final_norm=norm_first,
+            embedding_norm=not norm_first,
         )
     with strategy.scope():
         if pretrained is not None:
@@ -346,7 +350,8 @@ def classifier_from_pretrained(pretrained, num_classes: int, pooling: str = "mea
     return model
 
 
-ARCHITECTURE_FIELDS = ("vocabulary_size", "hidden_dim", "num_layers", "num_heads", "intermediate_dim")
+ARCHITECTURE_FIELDS = ("vocabulary_size", "hidden_dim", "num_layers", "num_heads", "intermediate_dim",
+                       "norm_first")
 
 
 def check_matches_pretrained(pretrained, **recipe) -> None:
@@ -751,6 +756,7 @@ class ClassificationConfig(ExperimentConfig):
             architecture and sequence length are used; see :func:`apply_pretrained`); None trains from scratch.
         layer_decay: layer-wise learning-rate decay in (0, 1] for fine-tuning (None: one rate).
         bucket_by_length: batch training windows of similar length, each batch cut to its longest window.
+        norm_first: a pre-norm encoder instead of BERT's post-norm one (taken from the model with ``init_from``).
         baseline, baseline_c: also fit the TF-IDF + LinearSVC baseline, with this C.
         strategy, num_cpu_devices, precision: as ``llm_tf.training.setup_training``.
     """
@@ -797,6 +803,7 @@ class ClassificationConfig(ExperimentConfig):
     init_from: str | None = None
     layer_decay: float | None = None
     bucket_by_length: bool = False
+    norm_first: bool = False
     baseline: bool = True
     baseline_c: float = 1.0
     strategy: str = "auto"

@@ -402,6 +402,8 @@ def add_classification_arguments(parser: argparse.ArgumentParser, data_formats: 
                        "BERT folder: its tokenizer, architecture and sequence length are used")
     model.add_argument("--bucket-by-length", action="store_true", default=None,
                        help="batch training texts of similar length, each batch cut to its longest (short texts)")
+    model.add_argument("--norm-first", action="store_true", default=None,
+                       help="a pre-norm encoder (as the pretraining default); with --init-from it comes from the model")
     model.add_argument("--layer-decay", type=float, default=None,
                        help="layer-wise learning-rate decay for fine-tuning, e.g. 0.8 (head 1, lower blocks less)")
     runs = parser.add_argument_group("seeds, cross-validation and baseline")

@@ -126,6 +126,7 @@ def test_samsum_counts(shared_data_dir):
     assert sum("\n" in dialogue for dialogue in data.test.sources) > 800  # turns on separate lines
 
 
+@pytest.mark.slow
 def test_gutenberg_books_cleaned_and_split_by_book(shared_data_dir):
     corpus = datasets.load_gutenberg(shared_data_dir)
     books = corpus.books

@@ -63,6 +63,7 @@ def _max_loss_difference(a, b):
     return max(abs(x - y) for x, y in zip(a, b))
 
 
+@pytest.mark.slow
 def test_mirrored_two_cpu_devices_matches_one_device(distributed_runs):
     single, mirrored = distributed_runs["single"], distributed_runs["mirrored"]
     assert single["replicas"] == 1 and mirrored["replicas"] == 2
@@ -80,6 +81,7 @@ def test_mirrored_two_cpu_devices_matches_one_device(distributed_runs):
     assert single["step_losses"][0] - single["step_losses"][-1] > 0.05
 
 
+@pytest.mark.slow
 def test_two_workers_match_each_other_and_single_process(distributed_runs):
     single, first, second = (distributed_runs[name] for name in ("single", "worker0", "worker1"))
     assert first["strategy"] == second["strategy"] == "CollectiveAllReduceStrategy"
@@ -100,6 +102,7 @@ def test_two_workers_match_each_other_and_single_process(distributed_runs):
     assert abs(first["evaluate"]["loss"] - single["evaluate"]["loss"]) <= TOLERANCE
 
 
+@pytest.mark.slow
 def test_two_workers_see_each_example_once_per_epoch(distributed_runs):
     steps_per_epoch = EXAMPLES // GLOBAL_BATCH
     first, second = distributed_runs["worker0"]["ids_per_step"], distributed_runs["worker1"]["ids_per_step"]
@@ -112,6 +115,7 @@ def test_two_workers_see_each_example_once_per_epoch(distributed_runs):
         assert sorted(ids_first + ids_second) == list(range(EXAMPLES))  # all examples, none twice
 
 
+@pytest.mark.slow
 def test_only_the_chief_writes_the_shared_run_directory(distributed_runs):
     first, second = distributed_runs["worker0"], distributed_runs["worker1"]
     assert first["is_chief"] and not second["is_chief"]

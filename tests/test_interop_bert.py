@@ -114,6 +114,7 @@ def classifier(checkpoints):
 # Hugging Face → llm_tf
 
 
+@pytest.mark.slow
 def test_encoder_matches_bert_model_hidden_states(hf_classifier, encoder):
     assert type(encoder) is TransformerEncoder
     assert encoder.config.num_segments == 3 and encoder.config.layer_norm_epsilon == pytest.approx(1e-3)

@@ -121,6 +121,7 @@ def test_load_matches_transformers_logits_with_padding(hf_gpt2, loaded):
     assert diff <= TOLERANCE
 
 
+@pytest.mark.slow
 def test_greedy_generate_matches_transformers(hf_gpt2, loaded):
     model, _ = loaded
     prompts = [[5, 17, 42, 8, 99], [23, 4], [61, 62, 63]]

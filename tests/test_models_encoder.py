@@ -291,6 +291,7 @@ def pretrained_mlm():
     return {"model": mlm, "start": start, "end": end, "accuracy": accuracy, "steps": steps}
 
 
+@pytest.mark.slow
 def test_masked_lm_overfits_a_fixed_batch(pretrained_mlm):
     start, end = pretrained_mlm["start"], pretrained_mlm["end"]
     assert start > 0.5 * np.log(VOCABULARY_SIZE)  # an untrained head is close to uniform
@@ -298,6 +299,7 @@ def test_masked_lm_overfits_a_fixed_batch(pretrained_mlm):
     assert pretrained_mlm["accuracy"] == 1.0
 
 
+@pytest.mark.slow
 def test_text_classifier_overfits_a_fixed_batch():
     keras.utils.set_random_seed(0)
     classifier = TextClassifier(4, pooling="mean", dropout=0.0, config=tiny_config())
@@ -377,6 +379,7 @@ def test_frozen_backbone_trains_only_the_head():
     )
 
 
+@pytest.mark.slow
 def test_fine_tuning_path_reuses_a_masked_lm_backbone(pretrained_mlm):
     mlm = pretrained_mlm["model"]
     pretrained = [np.array(v) for v in mlm.backbone.weights]

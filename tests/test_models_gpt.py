@@ -131,6 +131,7 @@ def test_logits_are_float32_under_mixed_precision(prompts):
     assert mixed.blocks[0].compute_dtype == "bfloat16"
 
 
+@pytest.mark.slow
 def test_overfits_a_fixed_batch_with_xla():
     keras.utils.set_random_seed(1)
     config = tiny_config(initializer_range=0.02, max_sequence_length=16)
@@ -220,6 +221,7 @@ def test_cached_decoding_matches_for_other_architectures(prompts):
     np.testing.assert_array_equal(variant.generate(prompts, 5), uncached_greedy(variant, prompts, 5))
 
 
+@pytest.mark.slow
 def test_generation_traces_once_per_shape(model, prompts):
     model.generate(prompts, max_new_tokens=NEW_TOKENS)
     count = model.generate_trace_count
@@ -241,6 +243,7 @@ def test_beam_search_with_one_beam_equals_greedy(model, prompts):
     np.testing.assert_array_equal(model.generate(prompts, NEW_TOKENS, sampler="beam", num_beams=1), greedy)
 
 
+@pytest.mark.slow
 def test_full_width_beam_search_is_exact(model, prompts):
     """With as many beams as tokens, two steps of beam search find the best of all V² continuations."""
     beam = model.generate(prompts[:1], 2, sampler="beam", num_beams=VOCABULARY, length_penalty=0.0)
@@ -252,6 +255,7 @@ def test_full_width_beam_search_is_exact(model, prompts):
     np.testing.assert_array_equal(beam[0], candidates[np.argmax(totals)])
 
 
+@pytest.mark.slow
 def test_sampling_is_reproducible_and_seed_dependent(model, prompts):
     for sampler in ("temperature", "top_k", "top_p"):
         kwargs = dict(sampler=sampler, temperature=2.0, top_k=10, top_p=0.95)
@@ -260,6 +264,7 @@ def test_sampling_is_reproducible_and_seed_dependent(model, prompts):
         assert not np.array_equal(first, model.generate(prompts, NEW_TOKENS, seed=8, **kwargs)), sampler
 
 
+@pytest.mark.slow
 def test_degenerate_samplers_equal_greedy(model, prompts):
     greedy = model.generate(prompts, NEW_TOKENS)
     np.testing.assert_array_equal(
@@ -303,6 +308,7 @@ def test_padded_prompts_continue_like_unpadded_ones(model, prompts):
     np.testing.assert_array_equal(right, left)  # right padding is moved to the left
 
 
+@pytest.mark.slow
 def test_stop_tokens_end_rows_with_padding(model, prompts):
     greedy = model.generate(prompts, NEW_TOKENS)
     stop = int(greedy[0, 6 + 2])  # row 0's third new token

@@ -212,6 +212,7 @@ def test_padding_and_future_tokens_do_not_leak():
 # Training and generation.
 
 
+@pytest.mark.slow
 def test_overfits_a_fixed_batch(trained):
     _, losses = trained
     assert np.isfinite(losses).all()
@@ -220,6 +221,7 @@ def test_overfits_a_fixed_batch(trained):
     )
 
 
+@pytest.mark.slow
 def test_cached_greedy_equals_uncached_recompute_and_memorized_targets(trained):
     model, _ = trained
     inputs, labels, *_ = reversal_batch()
@@ -229,6 +231,7 @@ def test_cached_greedy_equals_uncached_recompute_and_memorized_targets(trained):
     np.testing.assert_array_equal(cached, labels)  # reversed source + end, padded with pad_id
 
 
+@pytest.mark.slow
 def test_beam_search_with_one_beam_equals_greedy(trained):
     model, _ = trained
     inputs, *_ = reversal_batch()
@@ -248,6 +251,7 @@ def test_beam_search_with_one_beam_equals_greedy(trained):
     assert not np.allclose(scores_by_alpha[0.0], scores_by_alpha[2.5]), "the length penalty changes no score"
 
 
+@pytest.mark.slow
 def test_beam_search_finds_the_best_hypothesis_when_the_beam_covers_all():
     """With a 6-token target vocabulary and 3 steps, 21 beams hold every prefix: beam search is exhaustive."""
     keras.utils.set_random_seed(3)
@@ -291,6 +295,7 @@ def test_beam_search_finds_the_best_hypothesis_when_the_beam_covers_all():
     assert len(winners) > len(source), "the length penalty should change some winner; pick another seed"
 
 
+@pytest.mark.slow
 def test_generate_accepts_ragged_lists_and_input_dicts_greedy_and_beam(trained):
     model, _ = trained
     inputs, labels, _, sources = reversal_batch()
@@ -394,6 +399,7 @@ def test_generate_rejects_bad_arguments(untrained, arguments, message):
         untrained.generate(**arguments)
 
 
+@pytest.mark.slow
 def test_generation_traces_once_per_shape_and_samples_reproducibly(untrained):
     source = np.array([[5, 6, 7, 3], [8, 9, 3, 0]], "int32")
     untrained.generate(source, 4)

@@ -104,6 +104,7 @@ def runs(tmp_path_factory):
     return observed
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_bit_identical_weights(runs):
     reference, resumed = runs["reference"], runs["killed"]
     epoch, step_in_epoch, global_step = runs["backup_after_kill"]
@@ -127,6 +128,7 @@ def test_killed_run_resumes_to_bit_identical_weights(runs):
     assert resumed["history"] == reference["history"]
 
 
+@pytest.mark.slow
 def test_kill_leaves_a_complete_backup_and_clean_logs(runs):
     assert runs["backup_after_kill"] is not None  # readable: read_backup verified every member's CRC
     assert runs["leftover_temporary_files"] == []
@@ -149,6 +151,7 @@ def test_kill_leaves_a_complete_backup_and_clean_logs(runs):
     assert results["status"] == "completed" and results["resumed_from"] == runs["killed"]["resumed_from"]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_loss_history(runs):
     first, second = runs["reference"], runs["repeat"]
     assert first["history"]["loss"] == second["history"]["loss"]
@@ -159,6 +162,7 @@ def test_same_seed_gives_identical_loss_history(runs):
     assert first["history"]["loss"][-1] < first["history"]["loss"][0]
 
 
+@pytest.mark.slow
 def test_resume_cli_leaves_finished_runs_alone(runs, tmp_path):
     # A finished run has results.json and no backup: a new run with the same config starts a new directory.
     root = runs["run_dir"].parent.parent

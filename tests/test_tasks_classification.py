@@ -73,6 +73,7 @@ def test_report_macro_averages_over_the_classes_present():
     assert full["classes_absent"] == [] and full["macro_f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
 
 
+@pytest.mark.slow
 def test_run_seed_trains_evaluates_and_writes_predictions_of_the_saved_model(tmp_path, tokenizer):
     splits = {"train": _topic_texts(8, seed=1), "validation": _topic_texts(2, seed=2), "test": _topic_texts(2, seed=3)}
     encoded = {name: classification.encode_split(tokenizer, split) for name, split in splits.items()}

@@ -165,6 +165,7 @@ def test_loss_evaluator_equals_a_hand_computed_cross_entropy():
         lm.LossEvaluator(model, jit_compile=False)(inputs, labels[:, :3])
 
 
+@pytest.mark.slow
 def test_generate_continuation_slides_the_context_like_a_cropped_reference():
     model = _tiny_gpt(context=6)
     prompt = [3, 1, 4]
@@ -178,6 +179,7 @@ def test_generate_continuation_slides_the_context_like_a_cropped_reference():
     assert lm.generate_continuation(model, prompt, 9, sampler="greedy", stride=3)[:3] == generated[:3]
 
 
+@pytest.mark.slow
 def test_generate_continuation_is_reproducible_per_seed():
     model = _tiny_gpt(context=6)
 

@@ -61,6 +61,7 @@ def test_packing_never_puts_a_held_out_book_into_training_rows(tmp_path):
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_real_gutenberg_split_shares_no_book_and_no_author(shared_data_dir):
     from llm_tf.datasets import load_gutenberg
 
@@ -206,6 +207,7 @@ def test_contradicting_flags_are_clear_errors_and_the_rest_comes_from_the_model(
     assert cli.classification_config(values, sentiment.PRESETS["smoke"], named_formats=("sst2",)).norm_first is True
 
 
+@pytest.mark.slow
 def test_layer_decay_scales_each_variables_first_adam_step(tmp_path):
     from llm_tf.training import build_optimizer
 

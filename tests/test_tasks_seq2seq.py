@@ -118,6 +118,7 @@ def test_label_smoothing_matches_its_formula():
     assert float(s2s.LabelSmoothedCrossentropy(0.0)(labels, logits)) == pytest.approx(plain, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_source_longer_than_the_model_is_truncated_with_a_warning(tokenizer):
     model = tiny_model(tokenizer.vocabulary_size, max_length=16)
     long_source = " ".join(SENTENCES)  # far more than 16 tokens

@@ -156,6 +156,7 @@ def test_learned_ratio_and_lead_k_tuning():
 # ---------------------------------------------------------------- scorer
 
 
+@pytest.mark.slow
 def test_scorer_trains_and_ranks_labelled_sentences(tmp_path):
     from llm_tf.training import create_run_dir
 

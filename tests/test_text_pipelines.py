@@ -262,6 +262,7 @@ def test_masked_lm_follows_the_bert_recipe(char):
     assert abs(replaced_by["kept"] / total - 0.1) < 0.04 + 1 / char.vocabulary_size
 
 
+@pytest.mark.slow
 def test_masked_lm_is_reproducible_from_the_seed_and_changes_each_epoch(wordpiece):
     def build(seed):
         return make_masked_lm_dataset(TEXTS * 4, wordpiece, batch_size=7, max_sequence_length=12, seed=seed)

@@ -137,6 +137,7 @@ def test_load_reports_missing_paths(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["wordpiece", "bpe", "char"])
+@pytest.mark.slow
 def test_tf_encode_in_a_dataset_map_matches_encode(name, request):
     tokenizer = request.getfixturevalue(name)
     texts = CORPUS[:5]

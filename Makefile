@@ -22,10 +22,11 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(PY) experiments/news_classification.py $(ARGS)
 
-## The test suite (what CI runs).
+## The test suite (what CI runs): two pytest workers, a whole test file per worker at a time; the 25 slowest
+## tests are listed at the end.
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 ## The inner loop: everything except the tests marked slow (subprocesses, other backends, notebooks, experiments).
 test-fast: $(STAMP)

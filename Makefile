@@ -30,7 +30,7 @@ test: $(STAMP)
 
 ## The inner loop: everything except the tests marked slow (subprocesses, other backends, notebooks, experiments).
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 ## Peers for benchmarks/ (keras-hub); then e.g. `.venv/bin/python benchmarks/generation.py`.
 bench-setup: $(STAMP)

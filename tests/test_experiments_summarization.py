@@ -57,7 +57,8 @@ def test_smoke_bbc_then_samsum(repo_root, shared_data_dir, tmp_path):
     run = _run(repo_root, tmp_path / "bbc.log", *common)
     with open(os.path.join(run, "results.json"), encoding="utf-8") as file:
         results = json.load(file)
-    assert set(results["metrics"]) == {"scorer", "lead-3", f"lead-{results['lead_k']}", "textrank", "oracle"}
+    assert set(results["metrics"]) == {"scorer", "lead-3", f"lead-{results['lead_k']}", "textrank", "oracle",
+                                       "abstractive greedy", "abstractive beam2"}
     for report in results["metrics"].values():
         for rouge_type in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
             low, high = report[rouge_type]["ci"]
@@ -68,13 +69,22 @@ def test_smoke_bbc_then_samsum(repo_root, shared_data_dir, tmp_path):
     assert results["budget"] in results["budget_validation_rouge2"]
     with open(os.path.join(run, "examples.md"), encoding="utf-8") as file:
         examples = file.read()
-    assert examples.count("| model summary | reference |") == 3 and results["test_ids"][0] in examples
+    assert examples.count("| model summary | abstractive (beam) | reference |") == 3
+    assert results["test_ids"][0] in examples
+    abstractive = results["abstractive"]
+    assert abstractive["epochs_trained"] == 1 and abstractive["status"] == "completed"
+    assert len(abstractive["validation_rouge"]) == 1  # val_every = min(4, epochs)
+    for name in ("abstractive greedy", "abstractive beam2"):
+        speed = abstractive[f"speed {name}"]
+        assert speed["summaries_per_s"] > 0 and speed["truncated_articles"] == 24  # every article > 96 tokens
 
     # An interrupted run (no results.json yet) resumes in the same directory and reuses the finished training.
     # Meanwhile the SAMSum run with the trained scorer goes on in the background (it only reads the scorer and
     # the vocabulary, which the resumed run must leave as they are, and starts a run of its own beside it).
     model_path = os.path.join(run, "scorer", "last.keras")
     trained_at = os.path.getmtime(model_path)
+    abstractive_path = os.path.join(run, "abstractive", "averaging", "epoch_0001.npz")
+    abstractive_at = os.path.getmtime(abstractive_path)
     os.remove(os.path.join(run, "results.json"))
     samsum_process = _start(repo_root, tmp_path / "samsum.log", *common, "--dataset", "samsum", "--model-run", run)
     try:
@@ -82,7 +92,13 @@ def test_smoke_bbc_then_samsum(repo_root, shared_data_dir, tmp_path):
     finally:
         samsum = _finish(samsum_process, tmp_path / "samsum.log")
     assert os.path.getmtime(model_path) == trained_at
-    assert os.path.isfile(os.path.join(run, "results.json"))
+    # The finished abstractive training is reloaded, not repeated, and decodes the same summaries again.
+    assert os.path.getmtime(abstractive_path) == abstractive_at
+    with open(os.path.join(run, "results.json"), encoding="utf-8") as file:
+        resumed = json.load(file)
+    assert resumed["abstractive"]["status"] == "already_completed"
+    assert resumed["abstractive_examples"] == results["abstractive_examples"]
+    assert resumed["metrics"]["abstractive beam2"] == results["metrics"]["abstractive beam2"]
 
     with open(os.path.join(samsum, "results.json"), encoding="utf-8") as file:
         samsum_results = json.load(file)

@@ -148,3 +148,31 @@ def test_bleu_timeline_round_trips(tmp_path):
     assert s2s.read_bleu_timeline(path) == [(2, 100, 60.5, 12.5)]
     png = s2s.plot_bleu_timeline(s2s.read_bleu_timeline(path), tmp_path / "curve.png")
     assert os.path.getsize(png) > 0
+
+
+def test_pad_batches_can_pad_the_decoder_to_the_batch_longest_target():
+    # Summarization: long sources, short targets. With target_bucket_width the decoder side is padded to the
+    # batch's longest target + 1 rounded up to the width, never to the (source) bucket length.
+    source_ids = [list(range(1, 40)), list(range(1, 30)), list(range(1, 35))]
+    target_ids = [[7] * 5, [8] * 9, [9] * 2]
+    batches = s2s.token_batches([len(s) for s in source_ids], [len(t) for t in target_ids], max_tokens=128,
+                                bucket_width=8)
+    padded = s2s.pad_batches(source_ids, target_ids, batches, start_id=2, end_id=3, target_bucket_width=4)
+    seen = []
+    for (indices, length), (inputs, labels, weights) in zip(batches, padded):
+        longest = max(len(target_ids[i]) + 1 for i in indices)
+        assert inputs["encoder_token_ids"].shape == (len(indices), length)
+        assert inputs["decoder_token_ids"].shape == labels.shape == weights.shape
+        assert labels.shape[1] == -(-longest // 4) * 4 < length
+        for row, i in enumerate(indices):
+            target = target_ids[i]
+            assert inputs["decoder_token_ids"][row, : len(target) + 1].tolist() == [2, *target]
+            assert labels[row, : len(target) + 1].tolist() == [*target, 3]
+            assert weights[row].sum() == len(target) + 1
+            seen.append(int(i))
+    assert sorted(seen) == [0, 1, 2]
+    # A width wider than the bucket never pads past the bucket length.
+    wide = s2s.pad_batches(source_ids, target_ids, batches, start_id=2, end_id=3, target_bucket_width=1000)
+    assert all(labels.shape[1] == length for (_, length), (_, labels, _) in zip(batches, wide))
+    with pytest.raises(ValueError, match="target_bucket_width"):
+        s2s.pad_batches(source_ids, target_ids, batches, start_id=2, end_id=3, target_bucket_width=0)

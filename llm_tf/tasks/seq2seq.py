@@ -1,4 +1,4 @@
-"""Sequence-to-sequence task pieces (translation now, abstractive summarization later), plain arguments only.
+"""Sequence-to-sequence task pieces (translation; abstractive summarization in ``llm_tf.tasks.abstractive``).
 
 - :func:`train_joint_tokenizer`: one cased byte-level BPE vocabulary learned on the training pairs (both sides);
 - :func:`encode_pairs`, :func:`token_batches`, :func:`pad_batches`, :func:`epoch_batches_fn`: batches formed by
@@ -111,17 +111,30 @@ def token_batches(source_lengths, target_lengths, max_tokens: int, bucket_width:
     return batches
 
 
-def pad_batches(source_ids, target_ids, batches, start_id: int, end_id: int, pad_id: int = 0):
+def pad_batches(source_ids, target_ids, batches, start_id: int, end_id: int, pad_id: int = 0,
+                target_bucket_width: int | None = None):
     """The model inputs of each ``(indices, padded_length)`` batch as numpy arrays, padded to that length.
+
+    Args:
+        target_bucket_width: None pads the decoder side to the batch's ``padded_length`` too (translation:
+            both sides are about as long); an int pads it to the batch's longest ``target + 1`` rounded up to a
+            multiple of this width instead (summarization: summaries are far shorter than articles, and the
+            decoder should not run over article-length padding). Never longer than ``padded_length``.
 
     Returns:
         A list of ``(inputs, labels, sample_weight)`` with ``inputs`` the ``Seq2SeqTransformer`` dict.
     """
+    if target_bucket_width is not None:
+        check_positive_int("target_bucket_width", target_bucket_width)
     out = []
     for indices, length in batches:
+        target_length = length
+        if target_bucket_width is not None:
+            longest = max(len(target_ids[i]) + 1 for i in indices)
+            target_length = min(length, -(-longest // target_bucket_width) * target_bucket_width)
         encoder = np.full((len(indices), length), pad_id, "int32")
-        decoder = np.full((len(indices), length), pad_id, "int32")
-        labels = np.full((len(indices), length), pad_id, "int32")
+        decoder = np.full((len(indices), target_length), pad_id, "int32")
+        labels = np.full((len(indices), target_length), pad_id, "int32")
         for row, i in enumerate(indices):
             source, target = source_ids[i], target_ids[i]
             encoder[row, : len(source)] = source

@@ -64,6 +64,7 @@ def test_batches_keep_every_pair_and_cut_to_the_configured_lengths():
     assert A.count_truncated(tokenizer, sources, 1000) == 0
 
 
+@pytest.mark.slow
 def test_a_tiny_model_learns_to_write_its_training_summaries(tmp_path):
     docs = documents()
     config = tiny_config()

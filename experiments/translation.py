@@ -148,10 +148,8 @@ def main(argv=None) -> dict:
         tokenizer.save(tokenizer_dir)
 
     def batches(sources, targets, seed):
-        source_ids, target_ids = s2s.encode_pairs(tokenizer, sources, targets, config.max_length, config.max_length)
-        chosen = s2s.token_batches([len(s) for s in source_ids], [len(t) for t in target_ids], config.max_tokens,
-                                   bucket_width=config.bucket_width, seed=seed)
-        return s2s.pad_batches(source_ids, target_ids, chosen, tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id)
+        return s2s.make_batches(tokenizer, sources, targets, config.max_length, config.max_length, config.max_tokens,
+                                config.bucket_width, seed)
 
     train_batches = batches(train_sources, train_targets, config.seed)
     val_batches = batches(pairs.validation.sources, pairs.validation.targets, 0)

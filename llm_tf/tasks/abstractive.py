@@ -33,6 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from llm_tf.checks import check_positive_int
 from llm_tf.tasks import seq2seq as s2s
 
 
@@ -66,9 +67,7 @@ class AbstractiveConfig:
         for name in ("vocabulary_size", "max_source_length", "max_target_length", "hidden_dim", "num_layers",
                      "num_heads", "max_tokens", "bucket_width", "epochs", "average_last", "val_every",
                      "num_beams", "decode_batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer; got {name}={value!r}.")
+            check_positive_int(name, getattr(self, name))
         longest = max(self.max_source_length, self.max_target_length)
         if self.max_tokens < -(-longest // self.bucket_width) * self.bucket_width:
             raise ValueError(
@@ -88,12 +87,8 @@ def pair_texts(documents) -> tuple[list[str], list[str]]:
 
 def batches_of(tokenizer, sources, targets, config: AbstractiveConfig, seed: int):
     """Padded token-count batches of (article, summary) pairs; every pair is in exactly one batch."""
-    source_ids, target_ids = s2s.encode_pairs(tokenizer, sources, targets, config.max_source_length,
-                                              config.max_target_length)
-    chosen = s2s.token_batches([len(s) for s in source_ids], [len(t) for t in target_ids], config.max_tokens,
-                               bucket_width=config.bucket_width, seed=seed)
-    return s2s.pad_batches(source_ids, target_ids, chosen, tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id,
-                           target_bucket_width=config.bucket_width)
+    return s2s.make_batches(tokenizer, sources, targets, config.max_source_length, config.max_target_length,
+                            config.max_tokens, config.bucket_width, seed, target_bucket_width=config.bucket_width)
 
 
 def build_model(vocabulary_size: int, config: AbstractiveConfig):
@@ -113,6 +108,14 @@ def count_truncated(tokenizer, texts: Sequence[str], max_length: int) -> int:
     return int(sum(len(ids) > max_length for ids in tokenizer.encode(list(texts))))
 
 
+def _decode(model, tokenizer, sources, **options):
+    """``seq2seq.translate`` without its per-call truncation warning: cutting long articles is the documented
+    choice here, and the count is reported by :func:`count_truncated`."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*longer than the model's max_sequence_length.*")
+        return s2s.translate(model, tokenizer, sources, **options)
+
+
 def generate_summaries(model, tokenizer, documents, num_beams: int = 1, length_penalty: float = 1.0,
                        batch_size: int = 16) -> tuple[list[str], dict]:
     """One generated summary per document (sentences one per line) and the decode speed.
@@ -129,10 +132,8 @@ def generate_summaries(model, tokenizer, documents, num_beams: int = 1, length_p
     if not documents:
         raise ValueError("`documents` is empty; expected at least one article to summarize.")
     sources, _ = pair_texts(documents)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*longer than the model's max_sequence_length.*")
-        texts, seconds = s2s.translate(model, tokenizer, sources, num_beams=num_beams, length_penalty=length_penalty,
-                                       batch_size=batch_size)
+    texts, seconds = _decode(model, tokenizer, sources, num_beams=num_beams, length_penalty=length_penalty,
+                             batch_size=batch_size)
     tokens = sum(len(ids) for ids in tokenizer.encode(texts))
     summaries = ["\n".join(split_sentences(text)) if text.strip() else "" for text in texts]
     speed = {"seconds": round(seconds, 2), "summaries_per_s": round(len(texts) / seconds, 3),
@@ -181,10 +182,7 @@ def train_abstractive(train_documents, validation_documents, config: Abstractive
     s2s.compile_translation_model(model, config.warmup_steps, config.learning_rate_scale, config.label_smoothing)
 
     def greedy(texts):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*longer than the model's max_sequence_length.*")
-            outputs = s2s.translate(model, tokenizer, texts, batch_size=min(config.decode_batch_size, len(texts)))[0]
-        return outputs
+        return _decode(model, tokenizer, texts, batch_size=min(config.decode_batch_size, len(texts)))[0]
 
     rouge_callback = GenerationMetricsCallback(
         greedy, validation_sources, validation_targets, metric="rouge", every_n_epochs=config.val_every,

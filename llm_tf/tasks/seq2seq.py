@@ -150,6 +150,20 @@ def pad_batches(source_ids, target_ids, batches, start_id: int, end_id: int, pad
     return out
 
 
+def make_batches(tokenizer, sources, targets, max_source_length: int, max_target_length: int, max_tokens: int,
+                 bucket_width: int, seed: int, target_bucket_width: int | None = None):
+    """:func:`encode_pairs`, :func:`token_batches` and :func:`pad_batches` in one call: the padded batches of pairs.
+
+    Example:
+        >>> batches = make_batches(tokenizer, sources, targets, 64, 64, max_tokens=2048, bucket_width=4, seed=0)  # doctest: +SKIP
+    """
+    source_ids, target_ids = encode_pairs(tokenizer, sources, targets, max_source_length, max_target_length)
+    chosen = token_batches([len(s) for s in source_ids], [len(t) for t in target_ids], max_tokens,
+                           bucket_width=bucket_width, seed=seed)
+    return pad_batches(source_ids, target_ids, chosen, tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id,
+                       target_bucket_width=target_bucket_width)
+
+
 def epoch_batches_fn(padded_batches, seed: int):
     """``epoch -> tf.data.Dataset`` of the fixed batches in an order drawn from ``(seed, epoch)`` (resumable).
 

@@ -19,10 +19,20 @@ encoder a classification run starts from: ``--init-from RUN``), ``last.keras`` (
 Presets: ``full`` (2,000 steps of 64 × 128 tokens = 16.4 M tokens; see README for its time) and ``smoke``
 (a 1-layer, 64-wide model on 6 books cut to 20,000 characters; seconds).
 
+``--objective causal`` pretrains a GPT instead (``llm_tf.tasks.causal_pretraining``): a byte-level BPE vocabulary
+(16k) learned on the training books, documents packed with an end-of-text id between them, random windows of 256
+tokens, a 4-layer, 256-wide GPT with tied embeddings and GPT-2's recipe (AdamW, beta2 0.95, weight decay 0.1,
+100 warmup steps then cosine from 1e-3 to 1e-4, gradient clip 1.0), 1,500 steps of 16 x 256 tokens; after every
+150 steps the held-out loss as perplexity and bits per byte (``pretrain_eval.csv`` / ``.png``) and continuations of
+fixed prompts (``samples.md``). Its run directory (``tokenizer/``, ``last.keras``) is what
+``experiments/news_writing.py --init-from RUN`` fine-tunes.
+
 Example:
     python experiments/pretrain.py                                  # books only
     python experiments/pretrain.py --add-texts bbc sst2             # books + task training texts
     python experiments/pretrain.py --preset smoke --output-dir /tmp/runs
+    python experiments/pretrain.py --objective causal               # a GPT on the books
+    python experiments/pretrain.py --objective causal --preset smoke --output-dir /tmp/runs
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import sys
 import time
 
 from llm_tf.tasks import cli, runs
+from llm_tf.tasks.causal_pretraining import CausalPretrainConfig
 from llm_tf.tasks.pretraining import TASK_TEXT_SOURCES, PretrainConfig
 
 EXPERIMENT = "pretrain"
@@ -42,6 +53,20 @@ PRESETS = {
                             hidden_dim=64, num_layers=1, num_heads=2, intermediate_dim=128, batch_size=16,
                             max_steps=12, eval_every_n_steps=6, max_eval_sequences=64, learning_rate=1e-3),
 }
+CAUSAL_PRESETS = {
+    "full": CausalPretrainConfig(preset="full"),
+    "smoke": CausalPretrainConfig(preset="smoke", max_books=6, max_chars_per_document=20000, vocabulary_size=600,
+                                  block_size=96, batch_size=8, hidden_dim=32, num_layers=1, num_heads=2,
+                                  intermediate_dim=64, max_iters=20, eval_interval=10, eval_iters=2, warmup_iters=2,
+                                  steps_per_execution=10, sample_new_tokens=8, max_full_eval_windows=50,
+                                  jit_compile=False),
+}
+CAUSAL_VALUE_FLAGS = (("vocabulary_size", int), ("block_size", int), ("batch_size", int), ("hidden_dim", int),
+                      ("num_layers", int), ("num_heads", int), ("intermediate_dim", int), ("dropout", float),
+                      ("max_iters", int), ("eval_interval", int), ("eval_iters", int), ("learning_rate", float),
+                      ("min_learning_rate", float), ("warmup_iters", int), ("weight_decay", float),
+                      ("grad_clip", float), ("steps_per_execution", int), ("max_books", int),
+                      ("max_chars_per_document", int), ("sample_new_tokens", int), ("max_full_eval_windows", int))
 VALUE_FLAGS = (("vocabulary_size", int), ("sequence_length", int), ("hidden_dim", int), ("num_layers", int),
                ("num_heads", int), ("intermediate_dim", int), ("dropout", float), ("mask_rate", float),
                ("max_predictions", int), ("batch_size", int), ("max_steps", int), ("max_tokens", int),
@@ -56,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_common_arguments(parser, presets=list(PRESETS))
     parser.set_defaults(seed=None)
     recipe = parser.add_argument_group("recipe (default: the preset's value)")
-    recipe.add_argument("--objective", choices=("masked",), default=None)
+    recipe.add_argument("--objective", choices=("masked", "causal"), default="masked",
+                        help="masked: BERT's masked LM on an encoder; causal: a GPT (`--objective causal --help`)")
     recipe.add_argument("--add-texts", nargs="*", choices=TASK_TEXT_SOURCES, default=None,
                         help="add these tasks' training texts to the books (domain-adaptive pretraining)")
     recipe.add_argument("--whole-word-masking", action="store_true", default=None)
@@ -71,6 +97,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_causal_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pretrain.py --objective causal",
+                                     description="Causal-LM (GPT) pretraining on the Gutenberg books.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    cli.add_common_arguments(parser, presets=list(CAUSAL_PRESETS))
+    recipe = parser.add_argument_group("recipe (default: the preset's value)")
+    recipe.add_argument("--objective", choices=("causal",), default="causal")
+    recipe.add_argument("--add-texts", nargs="*", choices=TASK_TEXT_SOURCES, default=None,
+                        help="add these tasks' training texts to the books")
+    recipe.add_argument("--sample-prompts", nargs="+", default=None, help="prompts continued at every evaluation")
+    recipe.add_argument("--deterministic", action="store_true", default=None,
+                        help="TensorFlow op determinism (bit-exact reruns, without XLA)")
+    for name, kind in CAUSAL_VALUE_FLAGS:
+        recipe.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
+    return parser
+
+
+def main_causal(argv: list[str]) -> dict:
+    """``--objective causal``: pretrain a GPT (``llm_tf.tasks.causal_pretraining``), write the run directory."""
+    args = build_causal_parser().parse_args(argv)
+    started = time.time()
+    from llm_tf import training
+    from llm_tf.tasks import causal_pretraining
+
+    skip = ("preset", "data_dir", "seed", "strategy", "num_cpu_devices", "precision")
+    overrides = cli.flag_overrides(vars(args), CausalPretrainConfig, skip=skip)
+    overrides.update(data_dir=cli.default_data_dir(args.data_dir), seed=args.seed, strategy=args.strategy,
+                     num_cpu_devices=args.num_cpu_devices, precision=args.precision)
+    run, saved = runs.open_run(f"{EXPERIMENT}_causal", args.runs_root,
+                               cli.apply_overrides(CAUSAL_PRESETS[args.preset], overrides).to_dict(),
+                               resume=args.resume)
+    config = cli.config_from_dict(CausalPretrainConfig, saved)
+    strategy = training.setup_training(strategy=config.strategy, num_cpu_devices=config.num_cpu_devices,
+                                       precision=config.precision, seed=config.seed,
+                                       deterministic=config.deterministic)
+    cli.print_config(config, title=f"{EXPERIMENT} (causal) config")
+    print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}", flush=True)
+    results = causal_pretraining.train_causal_pretraining(
+        run, config, strategy, log_every_n_steps=args.log_every_n_steps,
+        backup_every_n_steps=args.backup_every_n_steps)
+    metrics, rows = results.pop("metrics"), results["progress"]
+    table = cli.format_table(["step", "tokens (M)", "held-out loss", "perplexity", "bits/byte", "tokens/s"], [
+        (row["step"], f"{row['tokens_seen'] / 1e6:.2f}", f"{row['val_loss']:.4f}", f"{row['val_perplexity']:.1f}",
+         f"{row['val_bits_per_byte']:.4f}", f"{row['tokens_per_s']:.0f}" if row.get("tokens_per_s") else "")
+        for row in rows])
+    training.write_results(run, metrics, time.time() - started, extra={
+        "experiment": f"{EXPERIMENT}_causal", "config": config.to_dict(), **results, "summary_table": table})
+    print(f"\n{EXPERIMENT} (causal): held-out books\n{table}\n\nheld-out bits per byte "
+          f"{metrics['full_val_bits_per_byte']:.4f} over {metrics['full_val_windows']} windows; samples:\n"
+          + "\n".join(f"  {json.dumps(text)}" for text in results["samples"])
+          + f"\n\nfine-tune it: python experiments/news_writing.py --init-from {run.path}", flush=True)
+    with open(run.results_json, encoding="utf-8") as file:
+        return {**json.load(file), "run_dir": run.path}
+
+
 def config_from_args(args: argparse.Namespace) -> PretrainConfig:
     overrides = cli.flag_overrides(vars(args), PretrainConfig, skip=("preset", "data_dir", "strategy",
                                                                      "num_cpu_devices", "precision"))
@@ -79,7 +160,16 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
     return cli.apply_overrides(PRESETS[args.preset], overrides)
 
 
+def _objective(argv: list[str]) -> str:
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--objective", default="masked")
+    return peek.parse_known_args(argv)[0].objective
+
+
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _objective(argv) == "causal":
+        return main_causal(argv)
     args = build_parser().parse_args(argv)
     started = time.time()
     from llm_tf import training

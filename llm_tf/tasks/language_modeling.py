@@ -552,6 +552,7 @@ def load_lm_run(run_dir: str, checkpoint: str = "best", required: Sequence[str] 
     Example:
         >>> model, tokenizer, config = load_lm_run("runs/gpt_shakespeare/20260101-000000")  # doctest: +SKIP
     """
+    import llm_tf.models  # noqa: F401  (registers GPT and its layers for keras.saving.load_model)
     from llm_tf.tasks.runs import finished_results
     from llm_tf.text import load_tokenizer
 
@@ -573,7 +574,8 @@ def load_lm_run(run_dir: str, checkpoint: str = "best", required: Sequence[str] 
         )
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as file:
         config = json.load(file)
-    model = keras.saving.load_model(os.path.join(run_dir, f"{checkpoint}.keras"))
+    # Not compiled: the model is for generation and scoring (and its training compile config may not apply here).
+    model = keras.saving.load_model(os.path.join(run_dir, f"{checkpoint}.keras"), compile=False)
     return model, load_tokenizer(os.path.join(run_dir, "tokenizer")), config
 
 
@@ -867,7 +869,9 @@ def sample_text(model, tokenizer, config: CausalLMConfig) -> str:
 
 def train_causal_lm(
     config: CausalLMConfig, tokenizer, train_ids, val_ids, run, strategy, *, log_every_n_steps: int = 50,
-    backup_every_n_steps: int | None = None, name: str = "causal_lm",
+    backup_every_n_steps: int | None = None, name: str = "causal_lm", separator_id: int | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (), initial_weights: Sequence[np.ndarray] | None = None,
+    max_full_eval_windows: int | None = None,
 ) -> dict[str, Any]:
     """Train ``config``'s GPT on random windows of ``train_ids``, evaluating on fixed windows every interval.
 
@@ -888,6 +892,15 @@ def train_causal_lm(
         strategy: the ``tf.distribute`` strategy (from ``llm_tf.training.setup_training``).
         log_every_n_steps, backup_every_n_steps: passed to ``llm_tf.training.train``.
         name: the prefix of printed lines.
+        separator_id: appended after every document when ``train_ids``/``val_ids`` are documents (an
+            end-of-text id: the model learns where a document ends); None packs them back to back.
+        callbacks: more Keras callbacks, run after the interval evaluation (they may read its
+            ``eval_losses.csv`` row of the interval that just ended).
+        initial_weights: weights to start from (``GPT.get_weights()`` of a model of the same config, e.g. a
+            pretrained one to fine-tune); None starts from the random initialisation. A resumed run restores its
+            backup over them.
+        max_full_eval_windows: the final whole-split loss covers at most this many non-overlapping validation
+            windows, evenly spaced (None: every window).
 
     Returns:
         The results: ``metrics`` (``val_loss`` and ``train_loss`` on the fixed windows at the last evaluation,
@@ -911,8 +924,10 @@ def train_causal_lm(
         jit_compile, steps_per_execution = False, 1
     with strategy.scope():
         model = build_causal_lm(config, tokenizer.vocabulary_size, jit_compile, steps_per_execution)
-    train_windows = LMWindowSampler(train_ids, config.block_size)
-    val_windows = LMWindowSampler(val_ids, config.block_size)
+        if initial_weights is not None:
+            model.set_weights(list(initial_weights))
+    train_windows = LMWindowSampler(train_ids, config.block_size, separator_id=separator_id)
+    val_windows = LMWindowSampler(val_ids, config.block_size, separator_id=separator_id)
     count = config.eval_iters * config.batch_size
     train_eval_batches, val_batches = (
         tf.data.Dataset.from_tensor_slices(({"token_ids": inputs}, labels)).batch(count).cache()
@@ -925,13 +940,16 @@ def train_causal_lm(
     result = training.train(
         model, train_windows.epoch_batches(config.batch_size, config.eval_interval, config.seed), val_batches,
         epochs=config.max_iters // config.eval_interval, run_dir=run, steps_per_epoch=config.eval_interval,
-        callbacks=[evaluation, timer], log_every_n_steps=log_every_n_steps,
+        callbacks=[evaluation, timer, *callbacks], log_every_n_steps=log_every_n_steps,
         backup_every_n_steps=backup_every_n_steps, verbose=0, strategy=strategy,
     )
     rows = read_evaluation_rows(run.file("eval_losses.csv")) if chief else evaluation.rows
     final = rows[-1] if rows else {}
     # One pass over the whole split: a plain graph (compiling it with XLA would cost more than it saves).
-    full_val_loss = LossEvaluator(model, jit_compile=False)(*val_windows.sequential_windows())
+    starts = val_windows.sequential_starts()
+    if max_full_eval_windows is not None and len(starts) > max_full_eval_windows:
+        starts = starts[np.linspace(0, len(starts) - 1, max_full_eval_windows).round().astype(int)]
+    full_val_loss = LossEvaluator(model, jit_compile=False)(*val_windows.windows(starts))
     sample = sample_text(model, tokenizer, config)
     eval_png = None
     if chief and rows:
@@ -942,7 +960,8 @@ def train_causal_lm(
         eval_png = plot_training_curves(curves, run.file("eval_losses.png"), title=f"{name}: {run.path}")
     return {
         "metrics": {"val_loss": final.get("val_loss"), "train_loss": final.get("train_loss"),
-                    "full_val_loss": full_val_loss, "final_iteration": final.get("iteration")},
+                    "full_val_loss": full_val_loss, "full_val_windows": int(len(starts)),
+                    "final_iteration": final.get("iteration")},
         "status": result.status,
         "evaluations": rows,
         "num_parameters": int(model.count_params()),
@@ -963,6 +982,29 @@ def train_causal_lm(
     }
 
 
+def self_attention_weights(model, token_ids) -> np.ndarray:
+    """The last block's causal self-attention weights ``(heads, length, length)`` of a GPT over one sequence.
+
+    Row ``t`` is how position ``t`` spreads its attention over positions ``0..t`` (each row sums to 1; the
+    weights above the diagonal are 0). Dropout is off.
+
+    Example:
+        >>> self_attention_weights(model, tokenizer.encode("topic: sport\ntitle: A win"))[:, -1]  # doctest: +SKIP
+    """
+    from keras import ops
+
+    ids = np.asarray([token_ids], "int32")
+    if ids.ndim != 2 or not ids.shape[1] or ids.shape[1] > model.config.max_sequence_length:
+        raise ValueError(f"`token_ids` must be 1..{model.config.max_sequence_length} ids; got shape {ids.shape[1:]}.")
+    hidden = model.embedding(ids)
+    for block in model.blocks[:-1]:
+        hidden = block(hidden, training=False)
+    block = model.blocks[-1]
+    query = block.self_attention_norm(hidden) if block.norm_first else hidden
+    _, scores = block.self_attention(query, use_causal_mask=True, return_attention_scores=True, training=False)
+    return np.asarray(ops.convert_to_numpy(scores))[0]
+
+
 __all__ = [
     "EVAL_COLUMNS",
     "RECIPE_FIELDS",
@@ -978,6 +1020,7 @@ __all__ = [
     "same_recipe",
     "sample_text",
     "scale_residual_projections",
+    "self_attention_weights",
     "set_thread_pools",
     "train_causal_lm",
     "build_causal_lm",

@@ -174,3 +174,17 @@ def test_configs_name_the_bad_value():
     assert (config.block_size, config.hidden_dim, config.use_bias) == (64, 32, False)
     with pytest.raises(ValueError, match="init-from"):
         news_writing.load_pretrained_gpt("")
+
+
+def test_last_block_self_attention_weights_are_causal_distributions():
+    from llm_tf.tasks.language_modeling import self_attention_weights
+
+    keras.utils.set_random_seed(1)
+    model = GPT(GPTConfig(vocabulary_size=50, max_sequence_length=12, hidden_dim=16, num_layers=2, num_heads=4,
+                          intermediate_dim=32))
+    weights = self_attention_weights(model, [3, 4, 5, 6, 7])
+    assert weights.shape == (4, 5, 5)
+    assert np.allclose(weights.sum(axis=-1), 1.0, atol=1e-5) and np.allclose(np.triu(weights, k=1), 0.0)
+    assert np.allclose(weights[:, 0, 0], 1.0), "the first token can only attend to itself"
+    with pytest.raises(ValueError, match="1..12 ids"):
+        self_attention_weights(model, list(range(13)))

@@ -8,8 +8,9 @@ headline, against the same GPT fine-tuned from scratch (``llm_tf.tasks.news_writ
    of 16 x 256 tokens, AdamW 5e-4 with warmup and cosine decay, dropout 0.1).
 3. Test articles: perplexity and bits per byte of the body given its topic and title (strided windows).
 4. One article per test headline with its true topic (top-p 0.9, 200 tokens, fixed seed), classified by a TF-IDF +
-   LinearSVC classifier trained on the BBC training bodies: topic agreement. On the first 100 headlines every
-   sampler (greedy, top-k 40, top-p 0.9, temperature 0.8, beam 4): agreement, distinct-2, repeated 4-grams.
+   LinearSVC classifier trained on the BBC training bodies: topic agreement. On 100 headlines spread evenly over the
+   test split (it is ordered by topic) every sampler (greedy, top-k 40, top-p 0.9, temperature 0.8, beam 4):
+   agreement, distinct-2, repeated 4-grams.
 5. Generation speed (tokens/s, batch 1 and 8) of the fine-tuned model.
 
 Run directory ``<output-dir>/news_writing/<timestamp>/``: ``config.json``, ``tokenizer/``, one resumable member per

@@ -83,7 +83,10 @@ def test_news_writing_smoke_compares_pretrained_and_scratch_and_generates(pretra
     assert results["generation_speed"]["batch_1"] > 0 and results["generation_speed"]["batch_8"] > 0
     with open(os.path.join(run_dir, "generated_pretrained_top_p_0.9.jsonl"), encoding="utf-8") as handle:
         lines = [json.loads(line) for line in handle]
-    assert len(lines) == 12 and lines[0]["prompt"].startswith("topic: ")
+    assert len(lines) == 12 and lines[0]["prompt"].startswith("topic: ") and lines[0]["test_index"] == 0
+    with open(os.path.join(run_dir, "generated_pretrained_beam_4.jsonl"), encoding="utf-8") as handle:
+        beam_topics = {json.loads(line)["prompt"].split("\n")[0] for line in handle}
+    assert len(beam_topics) > 1, "the sampler subset is spread over the topic-ordered test split"
     with open(os.path.join(run_dir, "examples.md"), encoding="utf-8") as handle:
         assert "Generated, pretrained/top_p_0.9" in handle.read()
 

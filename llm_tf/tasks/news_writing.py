@@ -323,8 +323,9 @@ class NewsWritingConfig(CausalLMConfig):
         seeds: one pretrained and one scratch fine-tuning per seed (same seed: same batches, same dropout).
         eval_stride: new tokens per scoring window after the first (default: half the context).
         generate_new_tokens: tokens generated per article (fewer when a prompt leaves less room).
-        sampler_articles: test headlines generated with every sampler of :data:`SAMPLERS` (None: all).
-        max_test_articles: score and generate only the first this many test articles (smoke runs; None: all).
+        sampler_articles: test headlines, evenly spaced over the split, generated with every sampler of
+            :data:`SAMPLERS` (None: all).
+        max_test_articles: score and generate only this many test articles, evenly spaced (smoke runs; None: all).
         generation_batch_size: prompts per ``generate`` call.
         generation_seed: the sampling seed.
     """
@@ -433,7 +434,10 @@ def run_news_writing(run, config: NewsWritingConfig, strategy, *, log_every_n_st
         tokenizer.save(run.file(TOKENIZER_DIR))
     bbc = load_bbc_news(config.data_dir)
     articles = {name: bbc_articles(getattr(bbc, name)) for name in ("train", "validation", "test")}
-    articles["test"] = articles["test"][:config.max_test_articles]
+    if config.max_test_articles is not None and config.max_test_articles < len(articles["test"]):
+        # Evenly spaced: the split is ordered by topic, so a prefix would hold one or two topics only.
+        keep = np.linspace(0, len(articles["test"]) - 1, config.max_test_articles).round().astype(int)
+        articles["test"] = [articles["test"][i] for i in np.unique(keep)]
     documents = {name: encode_documents(tokenizer, items) for name, items in articles.items()}
     initial = pretrained_model.get_weights()
     members, scores = {}, {"pretrained": [], "scratch": []}
@@ -472,32 +476,37 @@ def run_news_writing(run, config: NewsWritingConfig, strategy, *, log_every_n_st
     if new_tokens < 1:
         raise ValueError(f"the longest test prompt has {longest} tokens: no room to generate in block_size="
                          f"{config.block_size}.")
-    subset = len(prompts) if config.sampler_articles is None else min(config.sampler_articles, len(prompts))
+    # The test split is ordered by topic: the sampler subset is spread evenly over it, so every topic is in it.
+    count = len(prompts) if config.sampler_articles is None else min(config.sampler_articles, len(prompts))
+    subset = np.unique(np.linspace(0, len(prompts) - 1, count).round().astype(int))
     samplers, generated = {}, {}
     for start, model in models.items():
         for sampler, settings in SAMPLERS.items():
             if start == "scratch" and sampler != MAIN_SAMPLER:
                 continue
-            count = len(prompts) if sampler == MAIN_SAMPLER else subset
-            bodies, speed = generate_articles(model, tokenizer, prompts[:count], new_tokens, settings,
+            chosen = np.arange(len(prompts)) if sampler == MAIN_SAMPLER else subset
+            bodies, speed = generate_articles(model, tokenizer, [prompts[i] for i in chosen], new_tokens, settings,
                                               batch_size=config.generation_batch_size, seed=config.generation_seed)
-            agreement = topic_agreement(classifier, bodies, topics[:count])
+            by_article = dict(zip(chosen.tolist(), bodies))
+            agreement = topic_agreement(classifier, bodies, [topics[i] for i in chosen])
             key = f"{start}/{sampler}"
-            samplers[key] = {"articles": count, "topic_agreement": agreement["agreement"],
+            samplers[key] = {"articles": len(chosen), "topic_agreement": agreement["agreement"],
                              "topic_agreement_per_topic": agreement["per_topic"],
-                             "topic_agreement_first_subset": topic_agreement(
-                                 classifier, bodies[:subset], topics[:subset])["agreement"],
+                             "topic_agreement_on_sampler_subset": topic_agreement(
+                                 classifier, [by_article[i] for i in subset], [topics[i] for i in subset])["agreement"],
                              "distinct_2": distinct_n(bodies, 2), "repeated_4gram_rate": repeated_ngram_rate(bodies, 4),
                              "mean_words": float(np.mean([len(body.split()) for body in bodies])), **speed}
-            generated[key] = bodies
+            generated[key] = by_article
             with open(run.file(f"generated_{start}_{sampler}.jsonl"), "w", encoding="utf-8") as file:
-                for prompt, body in zip(prompts, bodies):
-                    file.write(json.dumps({"prompt": prompt, "generated_body": body}) + "\n")
-            print(f"news_writing: {key}: topic agreement {agreement['agreement']:.3f} over {count} articles, "
+                for index, body in by_article.items():
+                    file.write(json.dumps({"test_index": index, "prompt": prompts[index], "generated_body": body})
+                               + "\n")
+            print(f"news_writing: {key}: topic agreement {agreement['agreement']:.3f} over {len(chosen)} articles, "
                   f"distinct-2 {samplers[key]['distinct_2']:.3f}, repeated 4-grams "
                   f"{samplers[key]['repeated_4gram_rate']:.3f}", flush=True)
     speed = generation_speed(models["pretrained"], tokenizer, prompts[0], new_tokens=new_tokens)
-    write_examples(run.file("examples.md"), articles["test"][:3], generated, new_tokens)
+    shown = subset[np.linspace(0, len(subset) - 1, min(3, len(subset))).round().astype(int)]
+    write_examples(run.file("examples.md"), [(articles["test"][i], i) for i in shown], generated, new_tokens)
     return {"config": config.to_dict(), "members": members, "bits_per_byte": summary,
             "topic_classifier": {"name": "TF-IDF + LinearSVC on the BBC training bodies",
                                  "accuracy_on_real_test_bodies": real["agreement"]},
@@ -513,21 +522,25 @@ def encode_documents(tokenizer, articles: Sequence[tuple[str, str, str]]) -> lis
     return encode_texts(tokenizer, [format_article(*article) for article in articles])
 
 
-def write_examples(path: str, articles, generated: dict[str, list[str]], new_tokens: int) -> str:
-    """``examples.md``: the first test prompts, each real body beside what every model/sampler generated."""
+def write_examples(path: str, articles, generated: dict[str, dict[int, str]], new_tokens: int) -> str:
+    """``examples.md``: test prompts, each real body beside what every model/sampler generated for it.
+
+    Args:
+        articles: ``((topic, title, body), test_index)`` pairs.
+        generated: ``"model/sampler" -> {test_index: generated body}``.
+    """
     lines = ["# Generated articles (model output, not BBC text) beside the real ones", "",
              f"At most {new_tokens} new tokens per article; the prompt is the topic and headline of a BBC test "
              "article. Everything under a model/sampler heading was generated by the model."]
-    for index, (topic, title, body) in enumerate(articles):
-        lines += ["", f"## {index + 1}. topic: {topic} — title: {title}", "", "**Real article (BBC):**", "",
+    for number, ((topic, title, body), index) in enumerate(articles):
+        lines += ["", f"## {number + 1}. topic: {topic} — title: {title}", "", "**Real article (BBC):**", "",
                   "> " + " ".join(body.split()[:120]) + " …"]
         for key, bodies in generated.items():
-            if index < len(bodies):
+            if index in bodies:
                 lines += ["", f"**Generated, {key}:**", "", "> " + " ".join(bodies[index].split())]
     with open(path, "w", encoding="utf-8") as file:
         file.write("\n".join(lines) + "\n")
     return path
-
 
 __all__ = [
     "MAIN_SAMPLER",

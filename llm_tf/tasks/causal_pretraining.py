@@ -27,9 +27,7 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -40,6 +38,7 @@ import numpy as np
 
 from llm_tf.checks import check_choice, check_positive_int, check_probability
 from llm_tf.tasks.language_modeling import CausalLMConfig
+from llm_tf.tasks.pretraining import read_progress
 
 EVAL_CSV, EVAL_PNG, SAMPLES_MD = "pretrain_eval.csv", "pretrain_eval.png", "samples.md"
 EVAL_COLUMNS = ("step", "tokens_seen", "val_loss", "val_perplexity", "val_bits_per_byte", "train_loss",
@@ -137,15 +136,6 @@ class CausalPretrainConfig(CausalLMConfig):
             raise ValueError(f"`sample_prompts` must be non-empty strings; got sample_prompts={self.sample_prompts!r}.")
 
 
-def read_progress(path: str) -> list[dict]:
-    """The rows of a ``pretrain_eval.csv`` ([] when missing)."""
-    if not os.path.isfile(path):
-        return []
-    with open(path, newline="", encoding="utf-8") as file:
-        return [{key: (int(value) if key in ("step", "tokens_seen") else float(value))
-                 for key, value in row.items() if value != ""} for row in csv.DictReader(file)]
-
-
 def progress_rows(evaluation_rows: Sequence[dict], tokens_per_step: int, bytes_per_token: float) -> list[dict]:
     """``eval_losses.csv`` rows as pretraining progress: tokens seen, perplexity, bits per byte, tokens/s."""
     rows, previous = [], None
@@ -216,18 +206,13 @@ class CausalPretrainingProgress(keras.callbacks.Callback):
 
     def _update(self, with_samples: bool):
         from llm_tf.tasks.language_modeling import read_evaluation_rows
-        from llm_tf.training import atomic_write_bytes
+        from llm_tf.training import atomic_write_bytes, atomic_write_csv
 
         evaluations = read_evaluation_rows(self.run.file("eval_losses.csv"))
         if not evaluations:
             return
         self.rows = progress_rows(evaluations, self.config.tokens_per_step, self.bytes_per_token)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(EVAL_COLUMNS)
-        for row in self.rows:
-            writer.writerow(["" if row.get(name) is None else row[name] for name in EVAL_COLUMNS])
-        atomic_write_bytes(self.run.file(EVAL_CSV), buffer.getvalue().encode("utf-8"))
+        atomic_write_csv(self.run.file(EVAL_CSV), EVAL_COLUMNS, self.rows)
         plot_progress(self.rows, self.run.file(EVAL_PNG))
         last = self.rows[-1]
         print(f"step {last['step']} ({last['tokens_seen'] / 1e6:.2f} M tokens): held-out perplexity "
@@ -329,7 +314,6 @@ __all__ = [
     "encode_texts",
     "plot_progress",
     "progress_rows",
-    "read_progress",
     "sample_prompts",
     "train_causal_pretraining",
 ]

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -333,7 +332,7 @@ class IntervalEvaluation(keras.callbacks.Callback):
         return float(self.model.evaluate(batches, verbose=0, return_dict=True)["loss"])
 
     def _evaluate(self, iteration, val_loss=None, running_train_loss=None) -> dict:
-        from llm_tf.training import atomic_write_bytes, current_learning_rate
+        from llm_tf.training import atomic_write_csv, current_learning_rate
 
         row = {
             "iteration": iteration,
@@ -347,12 +346,7 @@ class IntervalEvaluation(keras.callbacks.Callback):
         print(f"step {iteration}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f} "
               f"({row['elapsed_s']:.1f} s)", flush=True)
         if self.write:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(EVAL_COLUMNS)
-            for values in self.rows:
-                writer.writerow(["" if values.get(name) is None else values[name] for name in EVAL_COLUMNS])
-            atomic_write_bytes(self.csv_path, buffer.getvalue().encode("utf-8"))
+            atomic_write_csv(self.csv_path, EVAL_COLUMNS, self.rows)
         return row
 
     def on_train_begin(self, logs=None):

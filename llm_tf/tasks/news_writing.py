@@ -338,12 +338,6 @@ class NewsWritingConfig(CausalLMConfig):
     max_test_articles: int | None = None
     generation_batch_size: int = 16
     generation_seed: int = 1234
-    block_size: int = 256
-    hidden_dim: int = 256
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_dim: int = 1024
-    tie_embeddings: bool = True
     scale_residual_init: bool = True
     batch_size: int = 16
     dropout: float = 0.1

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import math
 import os
 import time
@@ -379,7 +378,7 @@ class MaskedLMProgress(keras.callbacks.Callback):
         self._elapsed_before = 0.0
 
     def _record(self, step: int, loss: float, accuracy: float, train_loss=None, interval_s=None):
-        from llm_tf.training import atomic_write_bytes, current_learning_rate
+        from llm_tf.training import atomic_write_csv, current_learning_rate
 
         elapsed = self._elapsed_before + (interval_s or 0.0)
         row = {"step": step, "tokens_seen": step * self.tokens_per_step, "val_loss": float(loss),
@@ -395,12 +394,7 @@ class MaskedLMProgress(keras.callbacks.Callback):
               + (f", {row['tokens_per_s']:.0f} tokens/s" if interval_s else ""), flush=True)
         if not self.write:
             return
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(EVAL_COLUMNS)
-        for values in self.rows:
-            writer.writerow(["" if values.get(name) is None else values[name] for name in EVAL_COLUMNS])
-        atomic_write_bytes(self.csv_path, buffer.getvalue().encode("utf-8"))
+        atomic_write_csv(self.csv_path, EVAL_COLUMNS, self.rows)
         if self.png_path:
             plot_pretraining_progress(self.rows, self.png_path)
 

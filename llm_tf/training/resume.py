@@ -81,6 +81,23 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     atomic_write(path, lambda file: file.write(data))
 
 
+def atomic_write_csv(path: str, columns, rows) -> None:
+    """Write ``rows`` (dicts) as a CSV table with header ``columns`` atomically; a missing or None value is empty.
+
+    Example:
+        >>> atomic_write_csv("/tmp/llm_tf_example.csv", ("step", "loss"), [{"step": 1, "loss": 0.5}])  # doctest: +SKIP
+    """
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(name) is None else row[name] for name in columns])
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+
+
 def _fsync_directory(directory: str) -> None:
     # Makes the rename durable on POSIX file systems; not available everywhere, hence best effort.
     try:

@@ -14,8 +14,13 @@ into the transformers model, so the table can also report how many generated tok
 weights the next-token distribution is nearly flat, so float rounding alone can flip a near-tie; a low
 agreement after the first divergence is not a bug by itself.)
 
-Each implementation is warmed up once per batch size (compilation), then timed ``--repeats`` times; the
-best run counts. Tokens/s = batch × new tokens / seconds for the whole ``generate`` call (prefill included).
+``--weight-dtypes`` adds llm_tf rows with weight-only bfloat16 / int8 decoding (``GPT.generate(weight_dtype=)``;
+their quality cost on a trained model: ``benchmarks/weight_only_decoding.py``).
+
+Each implementation is warmed up once per batch size (compilation; for packed weights also the packing,
+which is cached), then the implementations are timed in ``--repeats`` interleaved rounds (A B C, A B C, ...)
+and the median counts, so a slow spell of the machine hits all of them alike. Tokens/s = batch × new
+tokens / seconds for the whole ``generate`` call (prefill included).
 
 Usage:
     python benchmarks/generation.py                  # 128-token prompt, 128 new tokens, batch 1 and 8
@@ -55,11 +60,15 @@ PEERS = ("keras_hub", "transformers")
 class LlmTfRunner:
     name = "llm_tf GPT.generate"
 
-    def __init__(self, model):
+    def __init__(self, model, weight_dtype="float32"):
         self.model = model
+        self.weight_dtype = weight_dtype
+        if weight_dtype != "float32":
+            self.name = f"llm_tf GPT.generate, {weight_dtype} weights"
 
     def generate(self, prompt_ids, new_tokens):
-        return self.model.generate(prompt_ids, max_new_tokens=new_tokens)[:, prompt_ids.shape[1] :]
+        output = self.model.generate(prompt_ids, max_new_tokens=new_tokens, weight_dtype=self.weight_dtype)
+        return output[:, prompt_ids.shape[1] :]
 
 
 class KerasHubRunner:
@@ -160,15 +169,40 @@ def copy_weights_to_keras_hub(source, backbone):
 # ---- timing and report ---------------------------------------------------------------------------------
 
 
-def best_seconds(runner, prompt_ids, new_tokens, repeats):
-    """Warm up (compile) once, then the best of ``repeats`` timed runs; also returns the tokens."""
-    runner.generate(prompt_ids, new_tokens)
-    best, tokens = float("inf"), None
+def interleaved_seconds(runners, prompt_ids, new_tokens, repeats):
+    """Warm up (compile) each runner once, then ``repeats`` interleaved rounds; per runner the median
+    seconds and its tokens."""
+    tokens = [np.asarray(runner.generate(prompt_ids, new_tokens)) for runner in runners]
+    times = [[] for _ in runners]
     for _ in range(repeats):
-        start = time.perf_counter()
-        tokens = runner.generate(prompt_ids, new_tokens)
-        best = min(best, time.perf_counter() - start)
-    return best, np.asarray(tokens)
+        for index, runner in enumerate(runners):
+            start = time.perf_counter()
+            runner.generate(prompt_ids, new_tokens)
+            times[index].append(time.perf_counter() - start)
+    return [(float(np.median(t)), tok) for t, tok in zip(times, tokens)]
+
+
+def machine_line():
+    """CPU model and vendor, cores and library versions, for the header of every benchmark."""
+    import platform
+
+    cpu, vendor = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name") and cpu in ("", "x86_64", platform.machine()):
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("vendor_id"):
+                    vendor = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    versions = []
+    for module in ("tensorflow", "keras", "keras_hub", "torch", "transformers"):
+        try:
+            versions.append(f"{module} {__import__(module).__version__}")
+        except ImportError:
+            versions.append(f"{module} (not installed)")
+    return f"machine: {cpu} ({vendor}), {os.cpu_count()} cores; " + ", ".join(versions)
 
 
 def agreement(tokens, reference):
@@ -184,7 +218,14 @@ def main():
     parser.add_argument("--prompt-length", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--num-layers", type=int, default=12, help="GPT-2 small has 12")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per implementation and batch size")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timed rounds per batch size (median)")
+    parser.add_argument(
+        "--weight-dtypes",
+        nargs="+",
+        default=["float32", "bfloat16", "int8"],
+        choices=["float32", "bfloat16", "int8"],
+        help="llm_tf rows: float32 and weight-only decoding (float32 is always included, as the reference)",
+    )
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS)
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count(), help="PyTorch threads (default: all cores)"
@@ -207,12 +248,15 @@ def main():
     config = GPTConfig.from_preset("small", num_layers=args.num_layers)
     model = GPT(config)
     parameters = model.count_params()
-    runners = [LlmTfRunner(model)]
+    runners = [LlmTfRunner(model)] + [
+        LlmTfRunner(model, dtype) for dtype in dict.fromkeys(args.weight_dtypes) if dtype != "float32"
+    ]
     if "keras_hub" in args.peers:
         runners.append(KerasHubRunner(model))
     if "transformers" in args.peers:
         runners.append(TransformersRunner(model, args.threads))
 
+    print(machine_line())
     print(
         f"GPT-2-small shape: {config.num_layers} layers, {config.num_heads} heads, {config.hidden_dim} wide, "
         f"vocabulary {config.vocabulary_size}, context {config.max_sequence_length}; {parameters / 1e6:.1f}M "
@@ -220,28 +264,26 @@ def main():
     )
     print(
         f"greedy, prompt {args.prompt_length} tokens + {args.new_tokens} new, float32, {os.cpu_count()} CPU cores, "
-        f"best of {args.repeats} after one warm-up"
+        f"median of {args.repeats} interleaved rounds after one warm-up"
     )
     rng = np.random.default_rng(args.seed)
     results = {}  # (runner name, batch) -> tokens/s
     rows = []
     for batch in args.batch_sizes:
         prompt_ids = rng.integers(0, config.vocabulary_size, size=(batch, args.prompt_length)).astype("int32")
-        reference = None
-        for runner in runners:
-            seconds, tokens = best_seconds(runner, prompt_ids, args.new_tokens, args.repeats)
-            if reference is None:
-                reference = tokens
+        measured = interleaved_seconds(runners, prompt_ids, args.new_tokens, args.repeats)
+        reference = measured[0][1]
+        for runner, (seconds, tokens) in zip(runners, measured):
             speed = batch * args.new_tokens / seconds
             results[(runner.name, batch)] = speed
             rows.append((runner.name, batch, speed, seconds, agreement(tokens, reference)))
             print(f"  measured {runner.name}, batch {batch}: {speed:.1f} tokens/s", flush=True)
 
     ours = LlmTfRunner.name
-    header = ["implementation", "batch", "tokens/s", "s/call", "llm_tf ×", "same tokens as llm_tf"]
+    header = ["implementation", "batch", "tokens/s", "s/call", "× llm_tf float32", "same tokens as llm_tf float32"]
     table = [header]
     for name, batch, speed, seconds, (equal, prefix) in rows:
-        ratio = "" if name == ours else f"{results[(ours, batch)] / speed:.2f}×"
+        ratio = "" if name == ours else f"{speed / results[(ours, batch)]:.2f}×"
         same = "(reference)" if name == ours else f"{equal:.0%} (first {prefix:.0f} of {args.new_tokens})"
         table.append([name, str(batch), f"{speed:.1f}", f"{seconds:.2f}", ratio, same])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -251,15 +293,14 @@ def main():
         if index == 0:
             print("|" + "|".join("-" * (width + 2) for width in widths) + "|")
     print()
+    peers = [runner for runner in runners if not isinstance(runner, LlmTfRunner)]
     for batch in args.batch_sizes:
-        parts = [
-            f"{results[(ours, batch)] / results[(runner.name, batch)]:.2f}× {runner.name.split()[0]}"
-            for runner in runners[1:]
-        ]
-        print(
-            f"batch {batch}: llm_tf {results[(ours, batch)]:.1f} tokens/s = "
-            + ", ".join(parts or ["no peers"])
-        )
+        for runner in runners:
+            if not isinstance(runner, LlmTfRunner):
+                continue
+            speed = results[(runner.name, batch)]
+            parts = [f"{speed / results[(peer.name, batch)]:.2f}× {peer.name.split()[0]}" for peer in peers]
+            print(f"batch {batch}: {runner.name} {speed:.1f} tokens/s = " + ", ".join(parts or ["no peers"]))
 
 
 if __name__ == "__main__":

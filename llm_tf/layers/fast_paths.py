@@ -16,12 +16,22 @@
    products over caches laid out as the matmul operands want them. (Applied to one token, per-head einsum
    projections lead XLA on CPU to fuse the preceding LayerNorm and the kernel reshape into a generic loop
    that reads the kernel several times slower than a matrix-vector product does.)
+4. Weight-only ``bfloat16`` / ``int8`` decoding (``GPT.generate(weight_dtype=...)``, :func:`pack_rows`,
+   :func:`packed_matmul`). At batch 1 a decoding step is a chain of matrix-vector products bound by the
+   memory traffic of the weights. Stored as ``(out, in)`` rows in bfloat16 (half the bytes) or int8 with one
+   float32 scale per output channel (a quarter), and multiplied as ``x · cast(rows, float32)ᵀ``, XLA on CPU
+   fuses the conversion into the matrix-vector product, so each weight is read once in its small dtype while
+   activations and accumulation stay float32 (GPT-2's 50257 × 768 head, one AMD EPYC core: float32 5.0 ms,
+   bfloat16 2.0 ms, int8 1.3 ms). The same product with ``(in, out)`` kernels is not fused and is 3-13×
+   slower, and at batch 8 the fused conversion costs more than it saves (``benchmarks/generation.py``).
+   This path is an approximation, not an identity: its error is measured, not proved zero.
 """
 
 import itertools
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -117,12 +127,96 @@ def fused_projection(inputs, projections):
 # ---- GPT decoding: one token per row --------------------------------------------------------------------
 
 
-def decode_weights(blocks, use_bias):
-    """Per block, the self-attention weights as 2-D matrices for :func:`decode_block_step`.
+#: ``weight_dtype`` values of :func:`decode_weights` (and of ``GPT.generate``).
+WEIGHT_DTYPES = ("float32", "bfloat16", "int8")
+_INT8_MAX = 127.0
+
+
+def pack_rows(rows, weight_dtype):
+    """A matrix stored as ``(out, in)`` rows for :func:`packed_matmul`, in ``weight_dtype``.
+
+    ``"bfloat16"`` rounds each weight to bfloat16 (kept as its 16 raw bits, see :func:`packed_matmul`).
+    ``"int8"`` is symmetric per-output-channel quantization: ``scale_o = max_i |W_oi| / 127`` and
+    ``q_oi = round(W_oi / scale_o)`` in ``[-127, 127]``, so ``W_oi ≈ q_oi · scale_o`` with an error of at
+    most ``scale_o / 2`` (an all-zero row keeps scale 1). ``"float32"`` keeps the values (transposed).
+
+    Returns:
+        ``{"float32_rows" | "bfloat16_bits" | "int8_rows": (out, in) tensor}``, plus ``"scale"`` ``(out,)``
+        float32 for int8.
+    """
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}; got {weight_dtype!r}.")
+    rows = ops.cast(rows, "float32")
+    if weight_dtype == "float32":
+        return {"float32_rows": rows}
+    if weight_dtype == "bfloat16":
+        return {"bfloat16_bits": ops.view(ops.cast(rows, "bfloat16"), "uint16")}
+    largest = ops.max(ops.abs(rows), axis=1)
+    scale = ops.where(largest > 0, largest / _INT8_MAX, ops.ones_like(largest))
+    quantized = ops.clip(ops.round(rows / scale[:, None]), -_INT8_MAX, _INT8_MAX)
+    return {"int8_rows": ops.cast(quantized, "int8"), "scale": scale}
+
+
+def unpack_rows(packed, loop_zero=0):
+    """:func:`pack_rows`' matrix as float32 ``(out, in)`` (int8 rows unscaled: the scale is applied after).
+
+    ``loop_zero`` is an int scalar that is 0 but varies with the decoding loop (XLA cannot prove it
+    constant). It is added to the stored integers *before* the conversion, so the conversion is not
+    loop-invariant: otherwise XLA hoists it out of the while-loop, materialises a float32 copy of every
+    weight once, and each step reads that copy (2-4× the bytes) instead of the packed weights.
+    """
+    if "float32_rows" in packed:
+        return packed["float32_rows"] + ops.cast(loop_zero, "float32")
+    if "int8_rows" in packed:
+        return ops.cast(packed["int8_rows"] + ops.cast(loop_zero, "int8"), "float32")
+    # bfloat16 → float32 is exact: its 16 bits are the high half of the float32's.
+    bits = ops.cast(packed["bfloat16_bits"] + ops.cast(loop_zero, "uint16"), "uint32")
+    return ops.view(ops.left_shift(bits, np.uint32(16)), "float32")
+
+
+def packed_matmul(x, packed, loop_zero=0):
+    """``x · Wᵀ`` for :func:`pack_rows`' rows ``W`` ``(out, in)``: ``(batch, in)`` → float32 ``(batch, out)``.
+
+    The rows are converted to float32 inside the product: for a matrix-vector product XLA on CPU fuses
+    the conversion into the product (emitted as a loop over the rows, split over the cores), so the
+    packed dtype is what is read from memory. The int8 scales multiply the ``out`` results, which equals
+    scaling each row first. ``loop_zero``: see :func:`unpack_rows`.
+    """
+    product = ops.einsum("bi,oi->bo", ops.cast(x, "float32"), unpack_rows(packed, loop_zero))
+    # Always a multiply after the product (int8: the scales; else a loop-dependent 1): a bias or residual
+    # add directly after it would become XLA's "dot + add" output fusion, which takes the converted
+    # matrix as a materialised, re-laid-out operand instead of converting it inside the product.
+    if "scale" in packed:
+        return product * packed["scale"]
+    return product * (1.0 + ops.cast(loop_zero, "float32"))
+
+
+def _project(x, weight, bias=None, loop_zero=0):
+    """``x·W + b`` for a float32 ``(in, out)`` kernel or a packed ``(out, in)`` matrix, in ``x``'s dtype."""
+    if isinstance(weight, dict):
+        out = ops.cast(packed_matmul(x, weight, loop_zero), x.dtype)
+    else:
+        out = ops.matmul(x, weight)
+    return out if bias is None else out + bias
+
+
+def decode_weights(blocks, use_bias, weight_dtype="float32"):
+    """Per block, the weights of :func:`decode_block_step` as 2-D matrices.
 
     Q, K and V kernels are concatenated into one ``(d, 3·d)`` matrix, so each step makes one
     matrix-vector product instead of three. Runs once per ``generate`` call, before the loop.
+
+    Args:
+        blocks: the model's :class:`~llm_tf.layers.TransformerDecoderBlock` list.
+        use_bias: whether the projections have biases.
+        weight_dtype: ``"float32"`` (the layers' own kernels, exact), ``"bfloat16"`` or ``"int8"``: the
+            four projections of every block (Q/K/V, attention output, both feed-forward layers) packed by
+            :func:`pack_rows`; biases, norms and caches stay in the compute dtype.
     """
+    if weight_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}; got {weight_dtype!r}.")
+    if weight_dtype != "float32":
+        return [_packed_block_weights(block, use_bias, weight_dtype) for block in blocks]
     prepared = []
     for block in blocks:
         attention = block.self_attention
@@ -137,6 +231,25 @@ def decode_weights(blocks, use_bias):
             weights["output_bias"] = ops.cast(attention.output_dense.flat_bias(), dtype)
         prepared.append(weights)
     return prepared
+
+
+def _packed_block_weights(block, use_bias, weight_dtype):
+    attention, feed_forward = block.self_attention, block.feed_forward
+    parts = (attention.query_dense, attention.key_dense, attention.value_dense)
+    dtype = block.compute_dtype
+    kernels = {
+        "qkv_kernel": ops.concatenate([p.flat_kernel() for p in parts], axis=1),
+        "output_kernel": attention.output_dense.flat_kernel(),
+        "intermediate_kernel": feed_forward.intermediate_dense.kernel,
+        "feed_forward_output_kernel": feed_forward.output_dense.kernel,
+    }
+    weights = {name: pack_rows(ops.transpose(kernel), weight_dtype) for name, kernel in kernels.items()}
+    if use_bias:
+        weights["qkv_bias"] = ops.cast(ops.concatenate([p.flat_bias() for p in parts], axis=0), dtype)
+        weights["output_bias"] = ops.cast(attention.output_dense.flat_bias(), dtype)
+        weights["intermediate_bias"] = ops.cast(feed_forward.intermediate_dense.bias, dtype)
+        weights["feed_forward_output_bias"] = ops.cast(feed_forward.output_dense.bias, dtype)
+    return weights
 
 
 def decode_block_step(block, hidden, keys, values, bias, cache_index, weights, num_heads):
@@ -154,9 +267,9 @@ def decode_block_step(block, hidden, keys, values, bias, cache_index, weights, n
     d = hidden.shape[-1]
     head_dim = d // num_heads
     x = block.self_attention_norm(hidden) if block.norm_first else hidden
-    qkv = ops.matmul(x, weights["qkv_kernel"])
-    if "qkv_bias" in weights:
-        qkv = qkv + weights["qkv_bias"]
+    # 0, but not provably constant to XLA: see unpack_rows (packed weights only).
+    loop_zero = ops.minimum(cache_index, 0)
+    qkv = _project(x, weights["qkv_kernel"], weights.get("qkv_bias"), loop_zero)
     flat = batch_size * num_heads
     query = ops.reshape(qkv[:, :d], (flat, 1, head_dim))
     key = ops.reshape(qkv[:, d : 2 * d], (flat, head_dim, 1))
@@ -167,21 +280,38 @@ def decode_block_step(block, hidden, keys, values, bias, cache_index, weights, n
     scores = ops.cast(scores, "float32") * (1.0 / math.sqrt(head_dim)) + bias
     attention_weights = ops.cast(ops.softmax(scores, axis=-1), dtype)
     attended = ops.reshape(ops.matmul(attention_weights, values), (batch_size, d))
-    attended = ops.matmul(attended, weights["output_kernel"])
-    if "output_bias" in weights:
-        attended = attended + weights["output_bias"]
+    attended = _project(attended, weights["output_kernel"], weights.get("output_bias"), loop_zero)
     hidden = hidden + attended
     if not block.norm_first:
         hidden = block.self_attention_norm(hidden)
     x = block.feed_forward_norm(hidden) if block.norm_first else hidden
-    hidden = hidden + block.feed_forward(x, training=False)
+    if "intermediate_kernel" in weights:  # packed weights: the feed-forward layer written out
+        x = _project(x, weights["intermediate_kernel"], weights.get("intermediate_bias"), loop_zero)
+        x = block.feed_forward._activation_fn(x)
+        x = _project(
+            x, weights["feed_forward_output_kernel"], weights.get("feed_forward_output_bias"), loop_zero
+        )
+    else:
+        x = block.feed_forward(x, training=False)
+    hidden = hidden + x
     if not block.norm_first:
         hidden = block.feed_forward_norm(hidden)
     return hidden, keys, values
 
 
-def last_token_logits(final_norm, lm_head, token_embeddings, hidden):
+def output_rows(lm_head, token_embeddings, weight_dtype):
+    """The output head as :func:`pack_rows` ``(V, d)`` rows for :func:`last_token_logits` (None in float32)."""
+    if weight_dtype == "float32":
+        return None
+    rows = token_embeddings if lm_head is None else ops.transpose(lm_head.kernel)
+    return pack_rows(rows, weight_dtype)
+
+
+def last_token_logits(final_norm, lm_head, token_embeddings, hidden, packed_head=None, loop_zero=0):
     """Logits of one position per row, ``(batch, d)`` → float32 ``(batch, V)``.
+
+    ``packed_head`` (:func:`output_rows`) replaces the head's float32 weights with packed ones
+    (``loop_zero``: see :func:`unpack_rows`).
 
     With tied embeddings this is ``(W_embed · hᵀ)ᵀ``: the table is the left operand in its stored row-major
     layout, so XLA reads it once as a matrix-vector product (``h · W_embedᵀ`` makes XLA on CPU materialise
@@ -189,6 +319,8 @@ def last_token_logits(final_norm, lm_head, token_embeddings, hidden):
     """
     if final_norm is not None:
         hidden = final_norm(hidden)
+    if packed_head is not None:
+        return packed_matmul(hidden, packed_head, loop_zero)
     if lm_head is not None:
         return ops.cast(lm_head(hidden), "float32")
     table = ops.cast(token_embeddings, hidden.dtype)

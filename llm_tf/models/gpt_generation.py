@@ -23,8 +23,32 @@ def split_inputs(inputs):
     return inputs, None
 
 
+def _weights_checksum(weights):
+    """Per weight, its row sums and column sums each weighted by position: changes when a value changes.
+
+    (Only a change that keeps every weighted row and column sum, which no training step or weight
+    loading makes in practice, would go unnoticed.)
+    """
+    sums = []
+    for weight in weights:
+        matrix = ops.cast(weight, "float32")
+        matrix = ops.reshape(matrix, (-1, matrix.shape[-1] if len(matrix.shape) else 1))
+
+        def ramp(length):
+            return ops.cast(ops.arange(length, dtype="int32") % 251 + 1, "float32")
+
+        sums += [
+            ops.sum(ops.sum(matrix, axis=1) * ramp(ops.shape(matrix)[0])),
+            ops.sum(ops.sum(matrix, axis=0) * ramp(ops.shape(matrix)[1])),
+        ]
+    return ops.stack(sums)
+
+
 class GPTGeneration:
     """Generation methods of :class:`~llm_tf.models.GPT` (a mixin)."""
+
+    _weights_checksum = None
+    _packed_weights = {}
 
     @property
     def generate_trace_count(self):
@@ -44,6 +68,7 @@ class GPTGeneration:
         stop_token_ids=None,
         seed=None,
         padding_mask=None,
+        weight_dtype="float32",
     ):
         """Continue each prompt by ``max_new_tokens`` tokens with a key/value cache.
 
@@ -75,6 +100,14 @@ class GPTGeneration:
             seed: integer seed of the sampling samplers; the random draw of step ``s`` depends only
                 on ``(seed, s, row)``, so a seed reproduces a sample exactly. ``None`` draws one.
             padding_mask: ``(batch, prompt_length)``, True for real prompt tokens (contiguous).
+            weight_dtype: weights read by each new token's step: ``"float32"`` (exact: equal to the
+                model's forward pass), or weight-only ``"bfloat16"`` / ``"int8"`` (per-output-channel
+                scales) for the projections of every block and the output head, with activations,
+                accumulation and the key/value caches in float32 (see
+                :mod:`llm_tf.layers.fast_paths`). The prompt's prefill keeps float32. At batch 1 this
+                reads 2× / 4× fewer bytes per token and runs about that much faster on a CPU; at larger
+                batches float32 is faster. The quality cost is measured in README (``benchmarks/generation.py
+                --quality``).
 
         Returns:
             int32 numpy array ``(batch, prompt_length + max_new_tokens)``: the (left-padded) prompt
@@ -90,6 +123,10 @@ class GPTGeneration:
             sampler, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids,
             self.config.vocabulary_size,
         )
+        if weight_dtype not in fast_paths.WEIGHT_DTYPES:
+            raise ValueError(
+                f"`weight_dtype` must be one of {list(fast_paths.WEIGHT_DTYPES)}; got {weight_dtype!r}."
+            )
         token_ids, prompt_mask = self._prepare_prompts(prompt_ids, padding_mask)
         prompt_length = token_ids.shape[1]
         if is_int(max_new_tokens) and max_new_tokens > 0:
@@ -103,14 +140,100 @@ class GPTGeneration:
             max_new_tokens, self.config.max_sequence_length, "max_sequence_length"
         )
         total_length = prompt_length + max_new_tokens
+        packed = None if weight_dtype == "float32" else self._packed_decode_weights(weight_dtype)
         output = self._generation_loops(
-            settings + (total_length,),
-            lambda: lambda ids, mask, seed: self._generate_graph(ids, mask, seed, total_length, settings),
+            settings + (total_length, weight_dtype),
+            lambda: lambda ids, mask, seed, packed: self._generate_graph(
+                ids, mask, seed, total_length, settings, packed
+            ),
             token_ids,
             prompt_mask,
             generation.check_seed(seed),
+            packed,
         )
         return np.asarray(ops.convert_to_numpy(output), dtype="int32")
+
+    def decode_logits(self, token_ids, prompt_length, weight_dtype="float32"):
+        """Teacher-forced logits through the generation path: what :meth:`generate` would see.
+
+        The first ``prompt_length`` tokens of each row are prefilled, then the remaining tokens are fed
+        one by one through the cached single-token step (with ``weight_dtype``'s weights), as if
+        :meth:`generate` had produced them. With ``"float32"`` this equals the forward pass
+        (``model(token_ids)[:, prompt_length - 1 : -1]``, to float rounding); with ``"bfloat16"`` or
+        ``"int8"`` it measures their error on real text (logit differences, perplexity).
+
+        Args:
+            token_ids: int ``(batch, length)`` without padding, ``length <= max_sequence_length``.
+            prompt_length: ``1 <= prompt_length < length``.
+            weight_dtype: see :meth:`generate`.
+
+        Returns:
+            float32 numpy ``(batch, length - prompt_length, V)``: row ``t`` is the distribution of token
+            ``prompt_length + t`` given the tokens before it.
+        """
+        if weight_dtype not in fast_paths.WEIGHT_DTYPES:
+            raise ValueError(
+                f"`weight_dtype` must be one of {list(fast_paths.WEIGHT_DTYPES)}; got {weight_dtype!r}."
+            )
+        token_ids, _ = self._prepare_prompts(token_ids, None)
+        length = token_ids.shape[1]
+        if not (is_int(prompt_length) and 1 <= prompt_length < length):
+            raise ValueError(
+                f"`prompt_length` must be an int in [1, {length - 1}] for {length} tokens; got {prompt_length!r}."
+            )
+        packed = None if weight_dtype == "float32" else self._packed_decode_weights(weight_dtype)
+        output = self._generation_loops(
+            ("decode_logits", int(prompt_length), length, weight_dtype),
+            lambda: lambda ids, packed: self._decode_logits_graph(ids, int(prompt_length), packed),
+            token_ids,
+            packed,
+        )
+        return np.asarray(ops.convert_to_numpy(output), dtype="float32")
+
+    def _decode_logits_graph(self, token_ids, prompt_length, packed):
+        batch_size, length = token_ids.shape
+        prompt_mask = ops.ones((batch_size, prompt_length), dtype="bool")
+        logits, caches, key_mask, lengths = self._prefill(token_ids[:, :prompt_length], prompt_mask, length)
+        if packed is None:
+            weights, packed_head = fast_paths.decode_weights(self.blocks, self.config.use_bias), None
+        else:
+            weights, packed_head = packed
+        steps = length - prompt_length
+        output = ops.zeros((batch_size, steps, self.config.vocabulary_size), dtype="float32")
+        output = ops.slice_update(output, [0, 0, 0], logits[:, None, :])
+
+        def body(index, caches, output):
+            slot = prompt_length + index - 1
+            token = ops.take(token_ids, slot, axis=1)
+            logits, caches = self._decode_step(token, lengths + index - 1, caches, key_mask, slot, weights, packed_head)
+            return index + 1, caches, ops.slice_update(output, [0, index, 0], logits[:, None, :])
+
+        initial = (ops.convert_to_tensor(1, "int32"), caches, output)
+        _, _, output = ops.while_loop(lambda index, caches, output: index < steps, body, initial)
+        return output
+
+    def _packed_decode_weights(self, weight_dtype):
+        """The decoding weights packed in ``weight_dtype``, cached while the model's weights are unchanged.
+
+        They are packed outside the compiled loop and handed to it as arguments, so XLA receives the
+        ``(out, in)`` rows as they lie in memory (packed inside, it cancels the transposes into a layout
+        it reads column-wise). Packing GPT-2 small takes 0.1-0.3 s; a checksum of every weight (one read,
+        ~20 ms) tells whether the cached copy is still current, e.g. after more training or
+        ``load_weights``.
+        """
+        if self._weights_checksum is None:
+            self._weights_checksum = generation.compile_once(_weights_checksum)
+        checksum = np.asarray(self._weights_checksum([w.value for w in self.weights]))
+        cached = self._packed_weights.get(weight_dtype)
+        if cached is not None and np.array_equal(cached[0], checksum):
+            return cached[1]
+        packed = (
+            fast_paths.decode_weights(self.blocks, self.config.use_bias, weight_dtype),
+            fast_paths.output_rows(self.lm_head, self.embedding.token_embeddings, weight_dtype),
+        )
+        # One packed copy at a time bounds the extra memory to half (bfloat16) or a quarter (int8) of the model.
+        self._packed_weights = {weight_dtype: (checksum, packed)}
+        return packed
 
     def _prepare_prompts(self, prompt_ids, padding_mask):
         """Prompts as a left-padded int32 ``(batch, length)`` array plus its bool mask (checked eagerly)."""
@@ -220,10 +343,12 @@ class GPTGeneration:
         ]
         return logits, caches, key_mask, counts[:, -1]
 
-    def _decode_logits(self, hidden):
-        return fast_paths.last_token_logits(self.final_norm, self.lm_head, self.embedding.token_embeddings, hidden)
+    def _decode_logits(self, hidden, packed_head=None, loop_zero=0):
+        return fast_paths.last_token_logits(
+            self.final_norm, self.lm_head, self.embedding.token_embeddings, hidden, packed_head, loop_zero
+        )
 
-    def _decode_step(self, token, position, caches, key_mask, cache_index, weights):
+    def _decode_step(self, token, position, caches, key_mask, cache_index, weights, packed_head=None):
         """One new token per row at ``position`` (batch,), its keys/values written at slot ``cache_index``.
 
         Args:
@@ -234,6 +359,7 @@ class GPTGeneration:
             key_mask: bool ``(batch, length)``, False at prompt padding.
             cache_index: scalar slot of this step.
             weights: :func:`llm_tf.layers.fast_paths.decode_weights`.
+            packed_head: :func:`llm_tf.layers.fast_paths.output_rows` (None: the float32 head).
 
         Returns:
             ``(logits (batch, V), caches)``.
@@ -250,13 +376,16 @@ class GPTGeneration:
                 block, hidden, keys, values, bias, cache_index, block_weights, self.config.num_heads
             )
             new_caches.append((keys, values))
-        return self._decode_logits(hidden), new_caches
+        return self._decode_logits(hidden, packed_head, ops.minimum(cache_index, 0)), new_caches
 
-    def _generate_graph(self, token_ids, prompt_mask, seed, total_length, settings):
+    def _generate_graph(self, token_ids, prompt_mask, seed, total_length, settings, packed=None):
         """The traced body of :meth:`generate`: prefill, then :func:`generation.decode` over cached steps."""
         batch_size, prompt_length = token_ids.shape
         logits, caches, key_mask, lengths = self._prefill(token_ids, prompt_mask, total_length)
-        weights = fast_paths.decode_weights(self.blocks, self.config.use_bias)
+        if packed is None:
+            weights, packed_head = fast_paths.decode_weights(self.blocks, self.config.use_bias), None
+        else:
+            weights, packed_head = packed
         num_heads = self.config.num_heads
 
         def reorder(caches, rows):
@@ -277,7 +406,7 @@ class GPTGeneration:
             # The token generated at step index - 1 sits at position lengths + index - 1, cache slot
             # prompt_length + index - 1.
             return self._decode_step(
-                tokens, lengths + index - 1, caches, key_mask, prompt_length + index - 1, weights
+                tokens, lengths + index - 1, caches, key_mask, prompt_length + index - 1, weights, packed_head
             )
 
         new_tokens, _ = generation.decode(

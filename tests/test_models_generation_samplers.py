@@ -1,0 +1,52 @@
+"""The nucleus (top-p) sampler's candidate shortcut equals sampling from the fully sorted vocabulary."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from llm_tf.models import generation
+
+VOCABULARY_SIZE = 5000  # above both candidate counts, so every level (256, 4096, full sort) can be reached
+
+
+def reference_top_p(logits, top_p, uniforms):
+    """Nucleus sampling written out: sort all tokens, keep the prefix reaching ``top_p``, inverse CDF."""
+    tokens = []
+    for row, u in zip(logits.astype("float64"), uniforms):
+        order = np.argsort(-row, kind="stable")
+        probabilities = np.exp(row[order] - row.max())
+        probabilities /= probabilities.sum()
+        kept = np.where(np.cumsum(probabilities) - probabilities < top_p, probabilities, 0.0)
+        cumulative = np.cumsum(kept)
+        tokens.append(order[min(int((cumulative < u * cumulative[-1]).sum()), len(row) - 1)])
+    return np.array(tokens)
+
+
+def nucleus_size(logits, top_p):
+    probabilities = np.sort(np.exp(logits - logits.max(axis=1, keepdims=True)), axis=1)[:, ::-1]
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return ((np.cumsum(probabilities, axis=1) - probabilities) < top_p).sum(axis=1)
+
+
+@pytest.mark.parametrize("sharpness", [[8.0, 6.0], [1.0, 8.0], [0.05, 8.0], [8.0, 1.0, 0.05]])
+def test_top_p_shortcut_equals_the_full_sort(sharpness):
+    """Rows peaked (nucleus in the top 256), broader (in the top 4096) and nearly flat (full sort)."""
+    rng = np.random.default_rng(len(sharpness) + int(10 * sharpness[0]))
+    logits = (rng.standard_normal((len(sharpness), VOCABULARY_SIZE)) * np.array(sharpness)[:, None]).astype("float32")
+    top_p = 0.9
+    sizes = nucleus_size(logits, top_p)
+    compiled = tf.function(
+        lambda logits, seed, step: generation.select_tokens(logits, "top_p", 1.0, None, top_p, seed, step),
+        jit_compile=True,
+    )
+    for step in range(4):
+        seed = np.uint32(17)
+        uniforms = np.asarray(generation.row_uniforms(seed, step, len(sharpness)))
+        expected = reference_top_p(logits, top_p, uniforms)
+        eager = np.asarray(generation.select_tokens(logits, "top_p", 1.0, None, top_p, seed, step))
+        np.testing.assert_array_equal(eager, expected)
+        np.testing.assert_array_equal(np.asarray(compiled(logits, seed, step)), expected)
+    # The cases above do reach every level (the largest nucleus of each case decides its level).
+    assert sizes.max() <= 256 if sharpness == [8.0, 6.0] else sizes.max() > 256
+    if 0.05 in sharpness:
+        assert sizes.max() > 4096

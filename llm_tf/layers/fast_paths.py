@@ -16,15 +16,20 @@
    products over caches laid out as the matmul operands want them. (Applied to one token, per-head einsum
    projections lead XLA on CPU to fuse the preceding LayerNorm and the kernel reshape into a generic loop
    that reads the kernel several times slower than a matrix-vector product does.)
-4. Weight-only ``bfloat16`` / ``int8`` decoding (``GPT.generate(weight_dtype=...)``, :func:`pack_rows`,
-   :func:`packed_matmul`). At batch 1 a decoding step is a chain of matrix-vector products bound by the
-   memory traffic of the weights. Stored as ``(out, in)`` rows in bfloat16 (half the bytes) or int8 with one
-   float32 scale per output channel (a quarter), and multiplied as ``x · cast(rows, float32)ᵀ``, XLA on CPU
-   fuses the conversion into the matrix-vector product, so each weight is read once in its small dtype while
-   activations and accumulation stay float32 (GPT-2's 50257 × 768 head, one AMD EPYC core: float32 5.0 ms,
-   bfloat16 2.0 ms, int8 1.3 ms). The same product with ``(in, out)`` kernels is not fused and is 3-13×
-   slower, and at batch 8 the fused conversion costs more than it saves (``benchmarks/generation.py``).
-   This path is an approximation, not an identity: its error is measured, not proved zero.
+4. Packed decoding weights (``GPT.generate(weight_dtype=...)``, :func:`pack_rows`, :func:`packed_matmul`).
+   At batch 1 a decoding step is a chain of matrix-vector products bound by reading the weights. XLA on
+   CPU runs ``x · Wᵀ`` over ``(out, in)`` rows as a loop split over the cores when the rows come from an
+   elementwise conversion, and fuses that conversion into the loop, so rows stored in bfloat16 (half the
+   bytes) or int8 with one float32 scale per output channel (a quarter) are read in their small dtype while
+   activations and accumulation stay float32; float32 rows read this way use both cores where XLA's own
+   matrix-vector product uses one. GPT-2 small, 2 cores, per token: float32 kernels 21-25 ms, float32 rows
+   14 ms, bfloat16 11 ms, int8 6-8 ms. Three details make XLA keep that form inside the decoding loop
+   (each found in its optimized HLO): the conversion starts from a loop-dependent zero (else it is hoisted
+   out of the loop, which then reads a float32 copy), a multiply follows the product (else a bias add turns
+   it into a "dot + add" fusion that takes a re-laid-out operand), and the vector enters through a branch
+   (else its LayerNorm or GELU is recomputed for every output row). At 2 rows or more the loop is slower than
+   XLA's matrix product, so float32 keeps the layers' kernels there. Weight-only bfloat16 / int8 change the
+   results; their error is measured (``benchmarks/weight_only_decoding.py``), not proved zero.
 """
 
 import itertools
@@ -182,7 +187,13 @@ def packed_matmul(x, packed, loop_zero=0):
     packed dtype is what is read from memory. The int8 scales multiply the ``out`` results, which equals
     scaling each row first. ``loop_zero``: see :func:`unpack_rows`.
     """
-    product = ops.einsum("bi,oi->bo", ops.cast(x, "float32"), unpack_rows(packed, loop_zero))
+    x = ops.cast(x, "float32")
+    if not isinstance(loop_zero, int):
+        # Always x (loop_zero is 0), but XLA cannot tell: the branch boundary keeps the vector's own
+        # computation (a LayerNorm, GELU's tanh) out of the product's loop, which would otherwise
+        # recompute it for every output row (GPT-2 small, bfloat16: 14 → 11 ms per token).
+        x = ops.cond(ops.equal(loop_zero, 0), lambda: x, lambda: -x)
+    product = ops.einsum("bi,oi->bo", x, unpack_rows(packed, loop_zero))
     # Always a multiply after the product (int8: the scales; else a loop-dependent 1): a bias or residual
     # add directly after it would become XLA's "dot + add" output fusion, which takes the converted
     # matrix as a materialised, re-laid-out operand instead of converting it inside the product.
@@ -200,23 +211,20 @@ def _project(x, weight, bias=None, loop_zero=0):
     return out if bias is None else out + bias
 
 
-def decode_weights(blocks, use_bias, weight_dtype="float32"):
+def decode_weights(blocks, use_bias, packed_dtype=None):
     """Per block, the weights of :func:`decode_block_step` as 2-D matrices.
-
-    Q, K and V kernels are concatenated into one ``(d, 3·d)`` matrix, so each step makes one
-    matrix-vector product instead of three. Runs once per ``generate`` call, before the loop.
 
     Args:
         blocks: the model's :class:`~llm_tf.layers.TransformerDecoderBlock` list.
         use_bias: whether the projections have biases.
-        weight_dtype: ``"float32"`` (the layers' own kernels, exact), ``"bfloat16"`` or ``"int8"``: the
-            four projections of every block (Q/K/V, attention output, both feed-forward layers) packed by
-            :func:`pack_rows`; biases, norms and caches stay in the compute dtype.
+        packed_dtype: ``None``: the layers' own kernels, with Q, K and V concatenated into one ``(d, 3·d)``
+            matrix (one matrix-vector product instead of three); runs inside the compiled loop, before it.
+            ``"float32"``, ``"bfloat16"`` or ``"int8"``: the four projections of every block (Q/K/V,
+            attention output, both feed-forward layers) as :func:`pack_rows` ``(out, in)`` rows for
+            :func:`packed_matmul`; biases, norms and caches stay in the compute dtype.
     """
-    if weight_dtype not in WEIGHT_DTYPES:
-        raise ValueError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}; got {weight_dtype!r}.")
-    if weight_dtype != "float32":
-        return [_packed_block_weights(block, use_bias, weight_dtype) for block in blocks]
+    if packed_dtype is not None:
+        return [_packed_block_weights(block, use_bias, packed_dtype) for block in blocks]
     prepared = []
     for block in blocks:
         attention = block.self_attention
@@ -299,12 +307,12 @@ def decode_block_step(block, hidden, keys, values, bias, cache_index, weights, n
     return hidden, keys, values
 
 
-def output_rows(lm_head, token_embeddings, weight_dtype):
-    """The output head as :func:`pack_rows` ``(V, d)`` rows for :func:`last_token_logits` (None in float32)."""
-    if weight_dtype == "float32":
+def output_rows(lm_head, token_embeddings, packed_dtype):
+    """The output head as :func:`pack_rows` ``(V, d)`` rows for :func:`last_token_logits` (None: unpacked)."""
+    if packed_dtype is None:
         return None
     rows = token_embeddings if lm_head is None else ops.transpose(lm_head.kernel)
-    return pack_rows(rows, weight_dtype)
+    return pack_rows(rows, packed_dtype)
 
 
 def last_token_logits(final_norm, lm_head, token_embeddings, hidden, packed_head=None, loop_zero=0):

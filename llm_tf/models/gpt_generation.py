@@ -100,14 +100,18 @@ class GPTGeneration:
             seed: integer seed of the sampling samplers; the random draw of step ``s`` depends only
                 on ``(seed, s, row)``, so a seed reproduces a sample exactly. ``None`` draws one.
             padding_mask: ``(batch, prompt_length)``, True for real prompt tokens (contiguous).
-            weight_dtype: weights read by each new token's step: ``"float32"`` (exact: equal to the
-                model's forward pass), or weight-only ``"bfloat16"`` / ``"int8"`` (per-output-channel
-                scales) for the projections of every block and the output head, with activations,
-                accumulation and the key/value caches in float32 (see
-                :mod:`llm_tf.layers.fast_paths`). The prompt's prefill keeps float32. At batch 1 this
-                reads 2× / 4× fewer bytes per token and runs about that much faster on a CPU; at larger
-                batches float32 is faster. The quality cost is measured in README (``benchmarks/generation.py
-                --quality``).
+            weight_dtype: weights read by each new token's step: ``"float32"`` (the model's values:
+                equal to its forward pass up to float rounding), or weight-only ``"bfloat16"`` /
+                ``"int8"`` (per-output-channel scales) for the projections of every block and the output
+                head, with activations, accumulation and the key/value caches in float32 (see
+                :mod:`llm_tf.layers.fast_paths`); the prompt's prefill always uses float32. Packed weights
+                (bfloat16, int8, and float32 at up to :attr:`PACKED_FLOAT32_MAX_ROWS` rows) are made once
+                and cached while the model's weights are unchanged; they cost extra memory (float32: the
+                size of the model, bfloat16 half, int8 a quarter). At batch 1 on a CPU (GPT-2 small, 2
+                cores) bfloat16 / int8 are about 1.9× / 2.8× faster than float32 loops over the layers'
+                kernels; at batch 8 float32 is faster. Their quality cost on a trained model (logit
+                differences, perplexity, greedy agreement) is measured by
+                ``benchmarks/weight_only_decoding.py`` and recorded in README.
 
         Returns:
             int32 numpy array ``(batch, prompt_length + max_new_tokens)``: the (left-padded) prompt
@@ -140,9 +144,11 @@ class GPTGeneration:
             max_new_tokens, self.config.max_sequence_length, "max_sequence_length"
         )
         total_length = prompt_length + max_new_tokens
-        packed = None if weight_dtype == "float32" else self._packed_decode_weights(weight_dtype)
+        rows = token_ids.shape[0] * (settings[4] if settings[0] == "beam" else 1)
+        packed_dtype = self._packed_dtype(weight_dtype, rows)
+        packed = None if packed_dtype is None else self._packed_decode_weights(packed_dtype)
         output = self._generation_loops(
-            settings + (total_length, weight_dtype),
+            settings + (total_length, packed_dtype),
             lambda: lambda ids, mask, seed, packed: self._generate_graph(
                 ids, mask, seed, total_length, settings, packed
             ),
@@ -181,9 +187,10 @@ class GPTGeneration:
             raise ValueError(
                 f"`prompt_length` must be an int in [1, {length - 1}] for {length} tokens; got {prompt_length!r}."
             )
-        packed = None if weight_dtype == "float32" else self._packed_decode_weights(weight_dtype)
+        packed_dtype = self._packed_dtype(weight_dtype, token_ids.shape[0])
+        packed = None if packed_dtype is None else self._packed_decode_weights(packed_dtype)
         output = self._generation_loops(
-            ("decode_logits", int(prompt_length), length, weight_dtype),
+            ("decode_logits", int(prompt_length), length, packed_dtype),
             lambda: lambda ids, packed: self._decode_logits_graph(ids, int(prompt_length), packed),
             token_ids,
             packed,
@@ -211,6 +218,18 @@ class GPTGeneration:
         initial = (ops.convert_to_tensor(1, "int32"), caches, output)
         _, _, output = ops.while_loop(lambda index, caches, output: index < steps, body, initial)
         return output
+
+    #: Up to this many decoding rows (batch × beams), float32 decoding also reads packed ``(out, in)`` rows:
+    #: for one row XLA runs each matrix-vector product as a loop split over the cores, faster than its
+    #: one-threaded product over the layers' kernels; from 2 rows on that loop is 2× slower (GPT-2 small,
+    #: 2 cores: batch 1 1.14 vs 1.40 s, batch 2 4.36 vs 2.01 s for 64 + 64 tokens).
+    PACKED_FLOAT32_MAX_ROWS = 1
+
+    def _packed_dtype(self, weight_dtype, rows):
+        """Which packed weights a decoding loop over ``rows`` rows reads (None: the layers' own kernels)."""
+        if weight_dtype != "float32":
+            return weight_dtype
+        return "float32" if rows <= self.PACKED_FLOAT32_MAX_ROWS else None
 
     def _packed_decode_weights(self, weight_dtype):
         """The decoding weights packed in ``weight_dtype``, cached while the model's weights are unchanged.

@@ -60,14 +60,24 @@ PEERS = ("keras_hub", "transformers")
 class LlmTfRunner:
     name = "llm_tf GPT.generate"
 
-    def __init__(self, model, weight_dtype="float32"):
+    def __init__(self, model, weight_dtype="float32", kernels_only=False):
         self.model = model
         self.weight_dtype = weight_dtype
+        # kernels_only: float32 decoding over the layers' own kernels at every batch size (what generate did
+        # before packed float32 rows were used at batch 1), as a same-run "before" reference.
+        self.kernels_only = kernels_only
         if weight_dtype != "float32":
             self.name = f"llm_tf GPT.generate, {weight_dtype} weights"
+        elif kernels_only:
+            self.name = "llm_tf GPT.generate, float32 kernels (before)"
 
     def generate(self, prompt_ids, new_tokens):
-        output = self.model.generate(prompt_ids, max_new_tokens=new_tokens, weight_dtype=self.weight_dtype)
+        if self.kernels_only:
+            self.model.PACKED_FLOAT32_MAX_ROWS = 0
+        try:
+            output = self.model.generate(prompt_ids, max_new_tokens=new_tokens, weight_dtype=self.weight_dtype)
+        finally:
+            self.model.__dict__.pop("PACKED_FLOAT32_MAX_ROWS", None)
         return output[:, prompt_ids.shape[1] :]
 
 
@@ -230,6 +240,11 @@ def main():
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count(), help="PyTorch threads (default: all cores)"
     )
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="add float32 decoding over the layers' kernels at every batch size (the path before packed rows)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--quick", action="store_true", help="2 layers, 16 + 16 tokens, batch 1 and 2, 1 repeat"
@@ -251,6 +266,8 @@ def main():
     runners = [LlmTfRunner(model)] + [
         LlmTfRunner(model, dtype) for dtype in dict.fromkeys(args.weight_dtypes) if dtype != "float32"
     ]
+    if args.before:
+        runners.append(LlmTfRunner(model, kernels_only=True))
     if "keras_hub" in args.peers:
         runners.append(KerasHubRunner(model))
     if "transformers" in args.peers:

@@ -286,6 +286,8 @@ class GPT(GPTGeneration, keras.Model):
         )
         self._generation_loops = generation.CompiledLoops()
         self._score_function = None
+        # Packed decoding weights per weight_dtype, and the compiled checksum that validates them.
+        self._packed_weights, self._weights_checksum = {}, None
         # Build every weight now, so a fresh model (and one rebuilt by `from_config`) is complete.
         self.build((None, None))
 

@@ -47,9 +47,6 @@ def _weights_checksum(weights):
 class GPTGeneration:
     """Generation methods of :class:`~llm_tf.models.GPT` (a mixin)."""
 
-    _weights_checksum = None
-    _packed_weights = {}
-
     @property
     def generate_trace_count(self):
         """How many times a generation loop was traced (compiled); one per new shape or sampler setting."""
@@ -250,8 +247,12 @@ class GPTGeneration:
             fast_paths.decode_weights(self.blocks, self.config.use_bias, weight_dtype),
             fast_paths.output_rows(self.lm_head, self.embedding.token_embeddings, weight_dtype),
         )
-        # One packed copy at a time bounds the extra memory to half (bfloat16) or a quarter (int8) of the model.
-        self._packed_weights = {weight_dtype: (checksum, packed)}
+        # One packed copy per dtype in use (float32 rows: the model's size again, bfloat16 half, int8 a
+        # quarter); stale copies of other dtypes are dropped.
+        self._packed_weights = {
+            dtype: entry for dtype, entry in self._packed_weights.items() if np.array_equal(entry[0], checksum)
+        }
+        self._packed_weights[weight_dtype] = (checksum, packed)
         return packed
 
     def _prepare_prompts(self, prompt_ids, padding_mask):

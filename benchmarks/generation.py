@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _machine import machine_line  # noqa: E402
 
 from llm_tf.models import GPT, GPTConfig  # noqa: E402
 
@@ -190,29 +191,6 @@ def interleaved_seconds(runners, prompt_ids, new_tokens, repeats):
             runner.generate(prompt_ids, new_tokens)
             times[index].append(time.perf_counter() - start)
     return [(float(np.median(t)), tok) for t, tok in zip(times, tokens)]
-
-
-def machine_line():
-    """CPU model and vendor, cores and library versions, for the header of every benchmark."""
-    import platform
-
-    cpu, vendor = platform.processor() or platform.machine(), ""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name") and cpu in ("", "x86_64", platform.machine()):
-                    cpu = line.split(":", 1)[1].strip()
-                elif line.startswith("vendor_id"):
-                    vendor = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    versions = []
-    for module in ("tensorflow", "keras", "keras_hub", "torch", "transformers"):
-        try:
-            versions.append(f"{module} {__import__(module).__version__}")
-        except ImportError:
-            versions.append(f"{module} (not installed)")
-    return f"machine: {cpu} ({vendor}), {os.cpu_count()} cores; " + ", ".join(versions)
 
 
 def agreement(tokens, reference):

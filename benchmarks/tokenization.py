@@ -70,6 +70,9 @@ def main() -> None:
     if data_dir is None and not os.environ.get("LLM_TF_DATA_DIR"):
         shared = REPO_ROOT.parent / "shared" / "data"
         data_dir = shared if shared.is_dir() else None
+    from _machine import machine_line
+
+    print(machine_line())
     data = load_bbc_news(data_dir)
     texts = data.train.texts + data.validation.texts + data.test.texts
     megabytes = sum(len(text.encode("utf-8")) for text in texts) / 1e6

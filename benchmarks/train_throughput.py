@@ -473,6 +473,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     Example:
         >>> results = main(["--quick", "--peers"])  # doctest: +SKIP
     """
+    from _machine import machine_line
+
+    print(machine_line(), flush=True)
     args = build_parser().parse_args(argv)
     if args.quick:
         args.steps, args.rounds = 100, 1

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import platform
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -73,7 +72,6 @@ def main():
     args = parser.parse_args()
 
     import keras
-    import tensorflow as tf
 
     import llm_tf.models  # noqa: F401
     from llm_tf.datasets import load_bbc_news
@@ -96,8 +94,9 @@ def main():
     prompt = args.prompt_tokens
     targets = token_ids[:, prompt:]
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    from _machine import machine_line
+
+    print(machine_line())
     print(f"model: {args.run_dir}/{args.member} ({model.config.num_layers} layers × {model.config.hidden_dim}, "
           f"vocabulary {model.config.vocabulary_size}, {model.count_params() / 1e6:.1f}M parameters); "
           f"{len(token_ids)} BBC test articles × {context} tokens, {prompt} prefilled, {context - prompt} scored")

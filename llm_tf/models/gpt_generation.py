@@ -105,8 +105,8 @@ class GPTGeneration:
                 (bfloat16, int8, and float32 at up to :attr:`PACKED_FLOAT32_MAX_ROWS` rows) are made once
                 and cached while the model's weights are unchanged; they cost extra memory (float32: the
                 size of the model, bfloat16 half, int8 a quarter). At batch 1 on a CPU (GPT-2 small, 2
-                cores) bfloat16 / int8 are about 1.9× / 2.8× faster than float32 loops over the layers'
-                kernels; at batch 8 float32 is faster. Their quality cost on a trained model (logit
+                cores) bfloat16 / int8 run 1.6× / 2.1× faster than float32 (1.9× / 2.6× the float32 loop
+                over the layers' kernels that larger batches use); at batch 8 float32 is faster. Their quality cost on a trained model (logit
                 differences, perplexity, greedy agreement) is measured by
                 ``benchmarks/weight_only_decoding.py`` and recorded in README.
 

@@ -379,7 +379,7 @@ def add_classification_arguments(parser: argparse.ArgumentParser, data_formats: 
     model = parser.add_argument_group("model and optimization (default: the preset's value)")
     for flag, kind in (("vocabulary-size", int), ("max-sequence-length", int), ("hidden-dim", int),
                        ("num-layers", int), ("num-heads", int), ("intermediate-dim", int), ("dropout", float),
-                       ("classifier-dropout", float), ("batch-size", int), ("epochs", int),
+                       ("attention-dropout", float), ("classifier-dropout", float), ("batch-size", int), ("epochs", int),
                        ("learning-rate", float), ("warmup-fraction", float), ("weight-decay", float),
                        ("label-smoothing", float)):
         model.add_argument(f"--{flag}", type=kind, default=None)

@@ -284,8 +284,25 @@ def create_run_dir(
     return run
 
 
+def _cpu_model_and_vendor() -> tuple[str | None, str | None]:
+    """The CPU's model name and vendor from ``/proc/cpuinfo`` (Linux; None elsewhere)."""
+    model = vendor = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model is None:
+                    model = value.strip()
+                elif key.strip() == "vendor_id" and vendor is None:
+                    vendor = value.strip()
+    except OSError:
+        pass
+    return model, vendor
+
+
 def machine_info() -> dict:
-    """A description of the machine: host, OS, Python, CPU count and the accelerators TensorFlow sees.
+    """A description of the machine: host, OS, Python, CPU model, vendor and count, and the accelerators
+    TensorFlow sees.
 
     Returns:
         A JSON-serializable dict.
@@ -301,6 +318,7 @@ def machine_info() -> dict:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
     }
+    info["cpu_model"], info["cpu_vendor"] = _cpu_model_and_vendor()
     try:
         import tensorflow as tf
 

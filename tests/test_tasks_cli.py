@@ -90,6 +90,8 @@ def test_classification_flags_override_the_preset_and_infer_the_data_format(tmp_
 
     assert config().data_format == "bbc" and config().seeds == [0, 1, 2]
     assert config("--seed", "4", "--num-seeds", "2", "--epochs", "3").seeds == [4, 5]
+    assert config().attention_dropout is None  # follows --dropout unless given
+    assert config("--attention-dropout", "0", "--dropout", "0.2").attention_dropout == 0.0
     (tmp_path / "train").mkdir()
     folder = config("--train-path", str(tmp_path / "train"), "--file-pattern", "*.txt", "--folds", "3")
     assert (folder.data_format, folder.data_path, folder.file_pattern, folder.folds) == (

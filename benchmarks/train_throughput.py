@@ -25,7 +25,8 @@ Windows come from ``llm_tf.tasks.language_modeling.LMWindowSampler`` and calls a
 ``llm_tf.training.timing.ExecutionTimer`` (the library's sampler and timer; the experiment uses the same).
 
 ``--variants`` adds more ``llm_tf`` rows to the same rounds (another ``steps_per_execution``, no XLA, an
-all-True padding mask, bfloat16), for comparing the speed levers side by side.
+all-True padding mask, bfloat16, plain SGD in place of AdamW to bound the optimizer update's share), for
+comparing the speed levers side by side.
 
 This is a benchmark, not a test: it is never run by the test suite.
 
@@ -229,7 +230,7 @@ def compile_with_recipe(
 
 def build_llm_tf(
     recipe: CausalLMConfig, dataset_stream, precision: str, jit_compile: bool, steps_per_execution: int,
-    padding_mask: bool = False,
+    padding_mask: bool = False, plain_sgd: bool = False,
 ):
     """``llm_tf.models.GPT`` built and compiled by ``build_causal_lm``, as ``experiments/gpt_shakespeare.py`` does.
 
@@ -239,6 +240,17 @@ def build_llm_tf(
     from llm_tf.tasks.language_modeling import build_causal_lm
 
     model = build_causal_lm(recipe, VOCABULARY_SIZE, jit_compile, steps_per_execution, dtype=precision)
+    if plain_sgd:
+        # The same step with the cheapest update there is (w -= lr·g, no clipping): the difference to the
+        # recipe's AdamW bounds what any fusion of the optimizer update could save.
+        import keras
+
+        model.compile(
+            optimizer=keras.optimizers.SGD(1e-3),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+        )
     num_parameters = model.count_params() - recipe.block_size * recipe.hidden_dim
     dataset = keras_dataset(dataset_stream, recipe, with_padding_mask=padding_mask)
     label = "llm_tf GPT" + ("" if precision == "float32" else f" ({precision})")
@@ -403,11 +415,11 @@ def parse_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     Settings not named keep the command line's values (``--steps-per-execution``, ``--no-jit``, ...).
 
     Args:
-        variant: comma-separated ``spe=N``, ``nojit``, ``mask``, ``bf16``.
+        variant: comma-separated ``spe=N``, ``nojit``, ``mask``, ``bf16``, ``sgd`` (plain SGD instead of AdamW).
         args: the parsed command line.
 
     Returns:
-        ``{"precision", "jit_compile", "steps_per_execution", "padding_mask"}``.
+        ``{"precision", "jit_compile", "steps_per_execution", "padding_mask", "plain_sgd"}``.
 
     Example:
         >>> parse_variant("spe=250,mask", build_parser().parse_args([]))["steps_per_execution"]
@@ -415,7 +427,7 @@ def parse_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     """
     settings = {
         "precision": "float32", "jit_compile": args.jit_compile,
-        "steps_per_execution": args.steps_per_execution, "padding_mask": args.padding_mask,
+        "steps_per_execution": args.steps_per_execution, "padding_mask": args.padding_mask, "plain_sgd": False,
     }
     for item in filter(None, variant.split(",")):
         if item == "nojit":
@@ -424,11 +436,13 @@ def parse_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
             settings["padding_mask"] = True
         elif item == "bf16":
             settings["precision"] = "mixed_bfloat16"
+        elif item == "sgd":
+            settings["plain_sgd"] = True
         elif item.startswith("spe=") and item[4:].isdigit() and int(item[4:]) > 0:
             settings["steps_per_execution"] = int(item[4:])
         else:
             raise ValueError(
-                f"--variants items are comma-separated spe=N (N >= 1), nojit, mask, bf16; got {item!r} in "
+                f"--variants items are comma-separated spe=N (N >= 1), nojit, mask, bf16, sgd; got {item!r} in "
                 f"variant={variant!r}."
             )
     return settings

@@ -33,7 +33,7 @@ def model():
 def test_pack_rows_bfloat16_keeps_the_rounded_values_exactly():
     rows = RNG.normal(size=(5, 7)).astype("float32")
     packed = fast_paths.pack_rows(rows, "bfloat16")
-    assert packed["bfloat16_bits"].dtype == "uint16"
+    assert packed["bfloat16_bits"].dtype == "int16"
     expected = np.asarray(ops.cast(ops.cast(rows, "bfloat16"), "float32"))
     np.testing.assert_array_equal(np.asarray(fast_paths.unpack_rows(packed)), expected)
     assert np.abs(expected - rows).max() <= np.abs(rows).max() * 2.0**-8

@@ -140,7 +140,7 @@ _INT8_MAX = 127.0
 def pack_rows(rows, weight_dtype):
     """A matrix stored as ``(out, in)`` rows for :func:`packed_matmul`, in ``weight_dtype``.
 
-    ``"bfloat16"`` rounds each weight to bfloat16 (kept as its 16 raw bits, see :func:`packed_matmul`).
+    ``"bfloat16"`` rounds each weight to bfloat16 (kept as its 16 raw bits in int16, see :func:`unpack_rows`).
     ``"int8"`` is symmetric per-output-channel quantization: ``scale_o = max_i |W_oi| / 127`` and
     ``q_oi = round(W_oi / scale_o)`` in ``[-127, 127]``, so ``W_oi ≈ q_oi · scale_o`` with an error of at
     most ``scale_o / 2`` (an all-zero row keeps scale 1). ``"float32"`` keeps the values (transposed).
@@ -151,11 +151,13 @@ def pack_rows(rows, weight_dtype):
     """
     if weight_dtype not in WEIGHT_DTYPES:
         raise ValueError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}; got {weight_dtype!r}.")
-    rows = ops.cast(rows, "float32")
+    rows = ops.stop_gradient(ops.cast(rows, "float32"))  # a decoding copy: never part of a gradient
     if weight_dtype == "float32":
         return {"float32_rows": rows}
     if weight_dtype == "bfloat16":
-        return {"bfloat16_bits": ops.view(ops.cast(rows, "bfloat16"), "uint16")}
+        # Flattened and reshaped so the bits are viewed from a contiguous array (PyTorch views only those).
+        contiguous = ops.reshape(ops.reshape(ops.cast(rows, "bfloat16"), (-1,)), ops.shape(rows))
+        return {"bfloat16_bits": ops.view(contiguous, "int16")}
     largest = ops.max(ops.abs(rows), axis=1)
     scale = ops.where(largest > 0, largest / _INT8_MAX, ops.ones_like(largest))
     quantized = ops.clip(ops.round(rows / scale[:, None]), -_INT8_MAX, _INT8_MAX)
@@ -174,9 +176,10 @@ def unpack_rows(packed, loop_zero=0):
         return packed["float32_rows"] + ops.cast(loop_zero, "float32")
     if "int8_rows" in packed:
         return ops.cast(packed["int8_rows"] + ops.cast(loop_zero, "int8"), "float32")
-    # bfloat16 → float32 is exact: its 16 bits are the high half of the float32's.
-    bits = ops.cast(packed["bfloat16_bits"] + ops.cast(loop_zero, "uint16"), "uint32")
-    return ops.view(ops.left_shift(bits, np.uint32(16)), "float32")
+    # bfloat16 → float32 is exact: its 16 bits are the high half of the float32's. (int16, not uint16: every
+    # backend has it; the sign extension of the int32 cast is shifted out.)
+    bits = ops.cast(packed["bfloat16_bits"] + ops.cast(loop_zero, "int16"), "int32")
+    return ops.view(ops.left_shift(bits, np.int32(16)), "float32")
 
 
 def packed_matmul(x, packed, loop_zero=0):

@@ -239,7 +239,7 @@ class GPTGeneration:
         """
         if self._weights_checksum is None:
             self._weights_checksum = generation.compile_once(_weights_checksum)
-        checksum = np.asarray(self._weights_checksum([w.value for w in self.weights]))
+        checksum = np.asarray(ops.convert_to_numpy(self._weights_checksum([w.value for w in self.weights])))
         cached = self._packed_weights.get(weight_dtype)
         if cached is not None and np.array_equal(cached[0], checksum):
             return cached[1]

@@ -61,6 +61,14 @@ with tempfile.TemporaryDirectory() as directory:
     np.testing.assert_array_equal(cached, sequence, err_msg="cached generation differs from the uncached pass")
     beam = gpt.generate(prompts, max_new_tokens=3, sampler="beam", num_beams=1)
     np.testing.assert_array_equal(beam, cached[:, :7])
+    # One row decodes through packed (out, in) weights: float32 equals the forward pass, bfloat16 / int8 stay
+    # within the documented 1% / 3% of the largest logit.
+    forward = numpy(gpt(ids[:1]))[:, 3:-1]
+    for weight_dtype, tolerance in (("float32", 1e-4), ("bfloat16", 0.01), ("int8", 0.03)):
+        logits = gpt.decode_logits(ids[:1], 4, weight_dtype=weight_dtype)
+        error = np.abs(logits - forward).max()
+        assert error <= tolerance * max(np.abs(forward).max(), 1.0), f"{weight_dtype} decoding error {error}"
+        assert gpt.generate(ids[:1, :4], max_new_tokens=3, weight_dtype=weight_dtype).shape == (1, 7)
 
     # TextClassifier on the encoder backbone
     config = TransformerEncoderConfig(vocabulary_size=31, max_sequence_length=8, hidden_dim=32, num_layers=1,

@@ -194,10 +194,10 @@ def interleaved_seconds(runners, prompt_ids, new_tokens, repeats):
 
 
 def agreement(tokens, reference):
-    """Share of positions equal to the reference, and the length of the common prefix (mean over rows)."""
+    """Share of positions equal to the reference, and the common prefix's length (mean and shortest row)."""
     equal = tokens == reference
     prefix = np.where(equal.all(axis=1), equal.shape[1], np.argmin(equal, axis=1))
-    return float(equal.mean()), float(prefix.mean())
+    return float(equal.mean()), float(prefix.mean()), int(prefix.min())
 
 
 def main():
@@ -277,7 +277,7 @@ def main():
     ours = LlmTfRunner.name
     header = ["implementation", "batch", "tokens/s", "s/call", "× llm_tf float32", "same tokens as llm_tf float32"]
     table = [header]
-    for name, batch, speed, seconds, (equal, prefix) in rows:
+    for name, batch, speed, seconds, (equal, prefix, _) in rows:
         ratio = "" if name == ours else f"{speed / results[(ours, batch)]:.2f}×"
         same = "(reference)" if name == ours else f"{equal:.0%} (first {prefix:.0f} of {args.new_tokens})"
         table.append([name, str(batch), f"{speed:.1f}", f"{seconds:.2f}", ratio, same])

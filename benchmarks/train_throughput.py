@@ -211,16 +211,17 @@ class KerasFitRunner:
 
 
 def compile_with_recipe(
-    model, recipe: CausalLMConfig, jit_compile: bool, steps_per_execution: int, **compile_kwargs
+    model, recipe: CausalLMConfig, jit_compile: bool, steps_per_execution: int, optimizer=None, **compile_kwargs
 ):
     """Compile a Keras model with the recipe's optimizer (``causal_lm_optimizer``: AdamW, warmup + cosine, clip;
-    biases and norms not decayed, as nanoGPT) and sparse cross-entropy on logits, as ``build_causal_lm`` does."""
+    biases and norms not decayed, as nanoGPT; or ``optimizer``) and sparse cross-entropy on logits, as
+    ``build_causal_lm`` does."""
     import keras
 
     from llm_tf.tasks.language_modeling import causal_lm_optimizer
 
     model.compile(
-        optimizer=causal_lm_optimizer(recipe),
+        optimizer=optimizer or causal_lm_optimizer(recipe),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
         steps_per_execution=steps_per_execution,
@@ -245,12 +246,7 @@ def build_llm_tf(
         # recipe's AdamW bounds what any fusion of the optimizer update could save.
         import keras
 
-        model.compile(
-            optimizer=keras.optimizers.SGD(1e-3),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=jit_compile,
-            steps_per_execution=steps_per_execution,
-        )
+        compile_with_recipe(model, recipe, jit_compile, steps_per_execution, optimizer=keras.optimizers.SGD(1e-3))
     num_parameters = model.count_params() - recipe.block_size * recipe.hidden_dim
     dataset = keras_dataset(dataset_stream, recipe, with_padding_mask=padding_mask)
     label = "llm_tf GPT" + ("" if precision == "float32" else f" ({precision})")

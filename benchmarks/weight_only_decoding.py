@@ -56,12 +56,6 @@ def compare(reference, candidate, targets):
     }
 
 
-def greedy_agreement(tokens, reference):
-    equal = tokens == reference
-    prefix = np.where(equal.all(axis=1), equal.shape[1], np.argmin(equal, axis=1))
-    return float(equal.mean()), float(prefix.mean()), int(prefix.min())
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", required=True, help="a finished experiments/news_writing.py run directory")
@@ -95,6 +89,7 @@ def main():
     targets = token_ids[:, prompt:]
 
     from _machine import machine_line
+    from generation import agreement
 
     print(machine_line())
     print(f"model: {args.run_dir}/{args.member} ({model.config.num_layers} layers × {model.config.hidden_dim}, "
@@ -112,7 +107,7 @@ def main():
             "|---|---|---|---|---|---|"]
     for dtype in ("float32", "bfloat16", "int8"):
         figures = compare(logits["float32"], logits[dtype], targets)
-        same, prefix, shortest = greedy_agreement(greedy[dtype], greedy["float32"])
+        same, prefix, shortest = agreement(greedy[dtype], greedy["float32"])
         rows.append(
             f"| {dtype} | {figures['max_abs_logit_difference']:.4f} ({figures['max_difference_over_max_logit']:.2%}) "
             f"| {figures['mean_abs_logit_difference']:.5f} | {figures['top1_agreement']:.2%} "

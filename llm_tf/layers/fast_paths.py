@@ -39,6 +39,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from llm_tf.checks import check_choice
+
 
 @keras.saving.register_keras_serializable(package="llm_tf")
 class FlatProjection(keras.layers.Layer):
@@ -149,8 +151,7 @@ def pack_rows(rows, weight_dtype):
         ``{"float32_rows" | "bfloat16_bits" | "int8_rows": (out, in) tensor}``, plus ``"scale"`` ``(out,)``
         float32 for int8.
     """
-    if weight_dtype not in WEIGHT_DTYPES:
-        raise ValueError(f"`weight_dtype` must be one of {list(WEIGHT_DTYPES)}; got {weight_dtype!r}.")
+    check_choice("weight_dtype", weight_dtype, WEIGHT_DTYPES)
     rows = ops.stop_gradient(ops.cast(rows, "float32"))  # a decoding copy: never part of a gradient
     if weight_dtype == "float32":
         return {"float32_rows": rows}
@@ -226,41 +227,28 @@ def decode_weights(blocks, use_bias, packed_dtype=None):
             attention output, both feed-forward layers) as :func:`pack_rows` ``(out, in)`` rows for
             :func:`packed_matmul`; biases, norms and caches stay in the compute dtype.
     """
-    if packed_dtype is not None:
-        return [_packed_block_weights(block, use_bias, packed_dtype) for block in blocks]
     prepared = []
     for block in blocks:
-        attention = block.self_attention
+        attention, feed_forward = block.self_attention, block.feed_forward
         dtype = block.compute_dtype
         parts = (attention.query_dense, attention.key_dense, attention.value_dense)
-        weights = {
-            "qkv_kernel": ops.cast(ops.concatenate([p.flat_kernel() for p in parts], axis=1), dtype),
-            "output_kernel": ops.cast(attention.output_dense.flat_kernel(), dtype),
+        kernels = {  # (in, out)
+            "qkv_kernel": ops.concatenate([p.flat_kernel() for p in parts], axis=1),
+            "output_kernel": attention.output_dense.flat_kernel(),
+            "intermediate_kernel": feed_forward.intermediate_dense.kernel,
+            "feed_forward_output_kernel": feed_forward.output_dense.kernel,
         }
+        if packed_dtype is None:
+            weights = {name: ops.cast(kernel, dtype) for name, kernel in kernels.items()}
+        else:
+            weights = {name: pack_rows(ops.transpose(kernel), packed_dtype) for name, kernel in kernels.items()}
         if use_bias:
             weights["qkv_bias"] = ops.cast(ops.concatenate([p.flat_bias() for p in parts], axis=0), dtype)
             weights["output_bias"] = ops.cast(attention.output_dense.flat_bias(), dtype)
+            weights["intermediate_bias"] = ops.cast(feed_forward.intermediate_dense.bias, dtype)
+            weights["feed_forward_output_bias"] = ops.cast(feed_forward.output_dense.bias, dtype)
         prepared.append(weights)
     return prepared
-
-
-def _packed_block_weights(block, use_bias, weight_dtype):
-    attention, feed_forward = block.self_attention, block.feed_forward
-    parts = (attention.query_dense, attention.key_dense, attention.value_dense)
-    dtype = block.compute_dtype
-    kernels = {
-        "qkv_kernel": ops.concatenate([p.flat_kernel() for p in parts], axis=1),
-        "output_kernel": attention.output_dense.flat_kernel(),
-        "intermediate_kernel": feed_forward.intermediate_dense.kernel,
-        "feed_forward_output_kernel": feed_forward.output_dense.kernel,
-    }
-    weights = {name: pack_rows(ops.transpose(kernel), weight_dtype) for name, kernel in kernels.items()}
-    if use_bias:
-        weights["qkv_bias"] = ops.cast(ops.concatenate([p.flat_bias() for p in parts], axis=0), dtype)
-        weights["output_bias"] = ops.cast(attention.output_dense.flat_bias(), dtype)
-        weights["intermediate_bias"] = ops.cast(feed_forward.intermediate_dense.bias, dtype)
-        weights["feed_forward_output_bias"] = ops.cast(feed_forward.output_dense.bias, dtype)
-    return weights
 
 
 def decode_block_step(block, hidden, keys, values, bias, cache_index, weights, num_heads):
@@ -296,14 +284,10 @@ def decode_block_step(block, hidden, keys, values, bias, cache_index, weights, n
     if not block.norm_first:
         hidden = block.self_attention_norm(hidden)
     x = block.feed_forward_norm(hidden) if block.norm_first else hidden
-    if "intermediate_kernel" in weights:  # packed weights: the feed-forward layer written out
-        x = _project(x, weights["intermediate_kernel"], weights.get("intermediate_bias"), loop_zero)
-        x = block.feed_forward._activation_fn(x)
-        x = _project(
-            x, weights["feed_forward_output_kernel"], weights.get("feed_forward_output_bias"), loop_zero
-        )
-    else:
-        x = block.feed_forward(x, training=False)
+    # The feed-forward layer written out (its dropout is off when decoding).
+    x = _project(x, weights["intermediate_kernel"], weights.get("intermediate_bias"), loop_zero)
+    x = block.feed_forward._activation_fn(x)
+    x = _project(x, weights["feed_forward_output_kernel"], weights.get("feed_forward_output_bias"), loop_zero)
     hidden = hidden + x
     if not block.norm_first:
         hidden = block.feed_forward_norm(hidden)

@@ -9,7 +9,7 @@ blocks (filling their key/value caches); each new token then runs through
 import numpy as np
 from keras import ops
 
-from llm_tf.checks import check_token_ids, is_int
+from llm_tf.checks import check_choice, check_token_ids, is_int
 from llm_tf.layers import fast_paths
 from llm_tf.models import generation
 
@@ -124,10 +124,7 @@ class GPTGeneration:
             sampler, temperature, top_k, top_p, num_beams, length_penalty, stop_token_ids,
             self.config.vocabulary_size,
         )
-        if weight_dtype not in fast_paths.WEIGHT_DTYPES:
-            raise ValueError(
-                f"`weight_dtype` must be one of {list(fast_paths.WEIGHT_DTYPES)}; got {weight_dtype!r}."
-            )
+        check_choice("weight_dtype", weight_dtype, fast_paths.WEIGHT_DTYPES)
         token_ids, prompt_mask = self._prepare_prompts(prompt_ids, padding_mask)
         prompt_length = token_ids.shape[1]
         if is_int(max_new_tokens) and max_new_tokens > 0:
@@ -141,9 +138,9 @@ class GPTGeneration:
             max_new_tokens, self.config.max_sequence_length, "max_sequence_length"
         )
         total_length = prompt_length + max_new_tokens
-        rows = token_ids.shape[0] * (settings[4] if settings[0] == "beam" else 1)
-        packed_dtype = self._packed_dtype(weight_dtype, rows)
-        packed = None if packed_dtype is None else self._packed_decode_weights(packed_dtype)
+        packed_dtype, packed = self._decoding_weights(
+            weight_dtype, token_ids.shape[0] * (settings[4] if settings[0] == "beam" else 1)
+        )
         output = self._generation_loops(
             settings + (total_length, packed_dtype),
             lambda: lambda ids, mask, seed, packed: self._generate_graph(
@@ -174,18 +171,14 @@ class GPTGeneration:
             float32 numpy ``(batch, length - prompt_length, V)``: row ``t`` is the distribution of token
             ``prompt_length + t`` given the tokens before it.
         """
-        if weight_dtype not in fast_paths.WEIGHT_DTYPES:
-            raise ValueError(
-                f"`weight_dtype` must be one of {list(fast_paths.WEIGHT_DTYPES)}; got {weight_dtype!r}."
-            )
+        check_choice("weight_dtype", weight_dtype, fast_paths.WEIGHT_DTYPES)
         token_ids, _ = self._prepare_prompts(token_ids, None)
         length = token_ids.shape[1]
         if not (is_int(prompt_length) and 1 <= prompt_length < length):
             raise ValueError(
                 f"`prompt_length` must be an int in [1, {length - 1}] for {length} tokens; got {prompt_length!r}."
             )
-        packed_dtype = self._packed_dtype(weight_dtype, token_ids.shape[0])
-        packed = None if packed_dtype is None else self._packed_decode_weights(packed_dtype)
+        packed_dtype, packed = self._decoding_weights(weight_dtype, token_ids.shape[0])
         output = self._generation_loops(
             ("decode_logits", int(prompt_length), length, packed_dtype),
             lambda: lambda ids, packed: self._decode_logits_graph(ids, int(prompt_length), packed),
@@ -198,10 +191,7 @@ class GPTGeneration:
         batch_size, length = token_ids.shape
         prompt_mask = ops.ones((batch_size, prompt_length), dtype="bool")
         logits, caches, key_mask, lengths = self._prefill(token_ids[:, :prompt_length], prompt_mask, length)
-        if packed is None:
-            weights, packed_head = fast_paths.decode_weights(self.blocks, self.config.use_bias), None
-        else:
-            weights, packed_head = packed
+        weights, packed_head = self._step_weights(packed)
         steps = length - prompt_length
         output = ops.zeros((batch_size, steps, self.config.vocabulary_size), dtype="float32")
         output = ops.slice_update(output, [0, 0, 0], logits[:, None, :])
@@ -227,6 +217,17 @@ class GPTGeneration:
         if weight_dtype != "float32":
             return weight_dtype
         return "float32" if rows <= self.PACKED_FLOAT32_MAX_ROWS else None
+
+    def _decoding_weights(self, weight_dtype, rows):
+        """``(packed dtype or None, packed weights or None)`` for a decoding loop over ``rows`` rows."""
+        packed_dtype = self._packed_dtype(weight_dtype, rows)
+        return packed_dtype, None if packed_dtype is None else self._packed_decode_weights(packed_dtype)
+
+    def _step_weights(self, packed):
+        """Inside a compiled loop: the single-token step's ``(block weights, packed head or None)``."""
+        if packed is None:  # the layers' kernels, prepared inside the graph so they are always current
+            return fast_paths.decode_weights(self.blocks, self.config.use_bias), None
+        return packed
 
     def _packed_decode_weights(self, weight_dtype):
         """The decoding weights packed in ``weight_dtype``, cached while the model's weights are unchanged.
@@ -402,10 +403,7 @@ class GPTGeneration:
         """The traced body of :meth:`generate`: prefill, then :func:`generation.decode` over cached steps."""
         batch_size, prompt_length = token_ids.shape
         logits, caches, key_mask, lengths = self._prefill(token_ids, prompt_mask, total_length)
-        if packed is None:
-            weights, packed_head = fast_paths.decode_weights(self.blocks, self.config.use_bias), None
-        else:
-            weights, packed_head = packed
+        weights, packed_head = self._step_weights(packed)
         num_heads = self.config.num_heads
 
         def reorder(caches, rows):

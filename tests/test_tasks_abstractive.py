@@ -27,9 +27,11 @@ def documents():
 
 
 def tiny_config(**overrides):
-    values = dict(vocabulary_size=300, max_source_length=32, max_target_length=32, hidden_dim=32, num_layers=1,
-                  num_heads=2, intermediate_dim=64, dropout=0.0, label_smoothing=0.0, max_tokens=64,
-                  bucket_width=8, warmup_steps=10, learning_rate_scale=1.0, epochs=60, max_minutes=None,
+    # Summaries fit in max_target_length (only the articles are cut), and the slow warmup makes the memorization
+    # test pass for every seed tried (8 of 8; with warmup_steps=10 it failed for 2 of 4 seeds).
+    values = dict(vocabulary_size=300, max_source_length=32, max_target_length=48, hidden_dim=32, num_layers=1,
+                  num_heads=2, intermediate_dim=64, dropout=0.0, label_smoothing=0.0, max_tokens=96,
+                  bucket_width=8, warmup_steps=40, learning_rate_scale=1.0, epochs=60, max_minutes=None,
                   val_every=30, val_samples=2, num_beams=2, decode_batch_size=4)
     return A.AbstractiveConfig(**{**values, **overrides})
 

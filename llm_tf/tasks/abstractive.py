@@ -154,13 +154,15 @@ def train_abstractive(train_documents, validation_documents, config: Abstractive
         train_documents, validation_documents: :class:`~llm_tf.tasks.summarization.Document` lists.
         config: the model and recipe.
         run_dir: a :class:`~llm_tf.training.RunDirectory` (tokenizer/, averaging/, backups, results.json).
-        seed: seed of the batch order.
+        seed: seed of the weight initialization and of the batch order.
 
     Returns:
         ``(model, tokenizer, info)``: the model holding the mean of the last ``average_last`` epoch weights, its
         tokenizer, and ``{"status", "training_wall_s", "epochs_trained", "steps_per_epoch", "validation_rouge",
         ...}`` (``validation_rouge``: this call's evaluations only).
     """
+    import keras
+
     from llm_tf import training
     from llm_tf.metrics import GenerationMetricsCallback
     from llm_tf.tasks.runs import finished_results
@@ -178,6 +180,7 @@ def train_abstractive(train_documents, validation_documents, config: Abstractive
         tokenizer.save(tokenizer_dir)
     train_batches = batches_of(tokenizer, train_sources, train_targets, config, seed)
     validation_batches = batches_of(tokenizer, validation_sources, validation_targets, config, 0)
+    keras.utils.set_random_seed(seed)  # the initial weights depend on the seed only, not on what ran before
     model = build_model(tokenizer.vocabulary_size, config)
     s2s.compile_translation_model(model, config.warmup_steps, config.learning_rate_scale, config.label_smoothing)
 

@@ -65,7 +65,7 @@ from llm_tf.tasks.cli import (
 from llm_tf.tasks.runs import finished_results, member_run_dir, open_run
 
 EXPERIMENT = "summarization"
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+ROUGE_TYPES = S.ROUGE_TYPES
 GLIWA_2019 = {"lead-3": (31.4, 8.7, 29.4), "longest-3": (32.5, 10.3, 29.9)}
 
 
@@ -187,8 +187,8 @@ def run_bbc(config, data_dir, run, verbose, log_every_n_steps=50, backup_every_n
     # The budget: the learned ratio or the best fixed k, chosen by validation ROUGE-2 F.
     validation_scores = S.predict_scores(model, validation, arrays["validation"])
     budgets = {"ratio": {"ratio": ratio}, **{f"k={k}": {"k": k} for k in range(2, 21)}}
-    budget_table = {name: S.evaluate_selections(validation, S.summarize(validation, validation_scores, **b),
-                                                bootstrap=False)["rouge2"]["fmeasure"] for name, b in budgets.items()}
+    budget_table = {name: S.validation_rouge2(validation, S.summarize(validation, validation_scores, **b))
+                    for name, b in budgets.items()}
     budget_name = max(budget_table, key=budget_table.get)
     budget = budgets[budget_name]
 

@@ -164,6 +164,22 @@ def test_corpus_rouge_means_equal_rouge_score(use_stemmer):
     assert 0.0 < result["rouge1"]["fmeasure"] < 1.0
 
 
+def test_rouge_tokens_are_cached_per_text_and_the_cache_stays_bounded():
+    from llm_tf.metrics.rouge import _CachedTokenizer
+
+    tokenizer = _CachedTokenizer(use_stemmer=True, max_entries=2)
+    reference = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)._tokenizer
+    for text in ["The cats were running.", "Dogs barked loudly", "The cats were running.", "Birds sang"]:
+        tokens = tokenizer.tokenize(text)
+        assert tokens == reference.tokenize(text)
+        tokens.append("mutated")  # a caller's change to the list it got must not reach the cache
+    assert list(tokenizer._cache) == ["The cats were running.", "Birds sang"]
+    assert tokenizer.tokenize("The cats were running.") == ["the", "cat", "were", "run"]
+    # Scoring twice (second time from the cache) gives the same report.
+    first = corpus_rouge(HYPOTHESES, REFERENCES, bootstrap=False)
+    assert corpus_rouge(HYPOTHESES, REFERENCES, bootstrap=False) == first
+
+
 def test_bootstrap_interval_equals_rouge_score_bootstrap_aggregator():
     seed, num_samples = 7, 300
     result = corpus_rouge(HYPOTHESES, REFERENCES, num_samples=num_samples, seed=seed)

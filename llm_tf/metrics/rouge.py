@@ -1,12 +1,49 @@
 """ROUGE-1/2/L/Lsum through Google's ``rouge-score`` package, with bootstrap confidence intervals."""
 
+import collections
+
 import numpy as np
-from rouge_score import rouge_scorer
+from rouge_score import rouge_scorer, tokenizers
 
 from llm_tf.metrics._inputs import as_reference_lists, as_text_list, check_positive_int, check_probability
 
 DEFAULT_ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 _MEASURES = ("precision", "recall", "fmeasure")
+
+
+class _CachedTokenizer:
+    """rouge-score's own ``DefaultTokenizer`` with its results remembered (same tokens, computed once per text).
+
+    Tokenizing (with the Porter stemmer) is about a third of scoring, and summarization scores the same
+    references and sentences many times (Lead-k for every k, every length budget); the cache keeps the
+    ``max_entries`` most recently used texts.
+    """
+
+    def __init__(self, use_stemmer, max_entries=200_000):
+        self.use_stemmer = use_stemmer
+        self.max_entries = max_entries
+        self._tokenizer = tokenizers.DefaultTokenizer(use_stemmer)
+        self._cache = collections.OrderedDict()
+
+    def tokenize(self, text):
+        tokens = self._cache.get(text)
+        if tokens is None:
+            tokens = tuple(self._tokenizer.tokenize(text))
+            self._cache[text] = tokens
+            if len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)  # the least recently used text
+        else:
+            self._cache.move_to_end(text)
+        return list(tokens)
+
+
+_TOKENIZERS = {}
+
+
+def _cached_tokenizer(use_stemmer):
+    if use_stemmer not in _TOKENIZERS:
+        _TOKENIZERS[use_stemmer] = _CachedTokenizer(use_stemmer)
+    return _TOKENIZERS[use_stemmer]
 
 
 def _check_rouge_types(rouge_types):
@@ -129,7 +166,7 @@ def corpus_rouge(
     predictions = as_text_list("predictions", predictions)
     reference_lists = as_reference_lists("references", references, len(predictions), "predictions")
 
-    scorer = rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=use_stemmer)
+    scorer = rouge_scorer.RougeScorer(list(rouge_types), tokenizer=_cached_tokenizer(bool(use_stemmer)))
     # per_example[i, t, m]: measure m of rouge type t for example i.
     per_example = np.zeros((len(predictions), len(rouge_types), len(_MEASURES)))
     for index, (prediction, alternatives) in enumerate(zip(predictions, reference_lists)):

@@ -310,21 +310,32 @@ def summary_texts(documents: Sequence[Document], selections: Sequence[Sequence[i
     return ["\n".join(d.sentences[i] for i in selection) for d, selection in zip(documents, selections)]
 
 
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+
 def rouge_report(predictions: Sequence[str], references: Sequence[str], *, bootstrap: bool = True,
-                 seed: int = 0) -> dict[str, Any]:
+                 seed: int = 0, rouge_types: Sequence[str] = ROUGE_TYPES) -> dict[str, Any]:
     """ROUGE-1/2/L/Lsum F (with precision, recall and a 95% bootstrap interval of F), stemming on.
 
-    Texts hold one sentence per line: ROUGE-Lsum uses the lines, ROUGE-L ignores them.
+    Texts hold one sentence per line: ROUGE-Lsum uses the lines, ROUGE-L ignores them. ``rouge_types`` narrows
+    the report (tuning on ROUGE-2 alone skips the costly longest-common-subsequence scores).
     """
     from llm_tf.metrics import corpus_rouge
 
-    return corpus_rouge(list(predictions), list(references), rouge_types=("rouge1", "rouge2", "rougeL", "rougeLsum"),
+    return corpus_rouge(list(predictions), list(references), rouge_types=tuple(rouge_types),
                         bootstrap=bootstrap, seed=seed, use_stemmer=True)
 
 
-def evaluate_selections(documents: Sequence[Document], selections, *, bootstrap: bool = True) -> dict[str, Any]:
+def evaluate_selections(documents: Sequence[Document], selections, *, bootstrap: bool = True,
+                        rouge_types: Sequence[str] = ROUGE_TYPES) -> dict[str, Any]:
     """:func:`rouge_report` of the selected sentences against each document's reference."""
-    return rouge_report(summary_texts(documents, selections), [d.reference for d in documents], bootstrap=bootstrap)
+    return rouge_report(summary_texts(documents, selections), [d.reference for d in documents], bootstrap=bootstrap,
+                        rouge_types=rouge_types)
+
+
+def validation_rouge2(documents: Sequence[Document], selections) -> float:
+    """Mean ROUGE-2 F of the selections (no interval): what Lead-k and the length budget are tuned on."""
+    return evaluate_selections(documents, selections, bootstrap=False, rouge_types=("rouge2",))["rouge2"]["fmeasure"]
 
 
 def tune_lead_k(documents: Sequence[Document], candidates: Sequence[int] = tuple(range(1, 31))) -> tuple[int, dict]:
@@ -332,7 +343,7 @@ def tune_lead_k(documents: Sequence[Document], candidates: Sequence[int] = tuple
     table = {}
     for k in candidates:
         selections = summarize(documents, [lead_scores(d.sentences) for d in documents], k=k)
-        table[int(k)] = evaluate_selections(documents, selections, bootstrap=False)["rouge2"]["fmeasure"]
+        table[int(k)] = validation_rouge2(documents, selections)
     return max(table, key=lambda k: (table[k], -k)), table
 
 

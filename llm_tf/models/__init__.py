@@ -1,9 +1,14 @@
 """Models built from ``llm_tf.layers``: one readable file per model family.
 
-Importing this package registers every model class with Keras, so ``keras.saving.load_model`` can rebuild a
-saved ``.keras`` model after a plain ``import llm_tf.models``.
+Importing this package registers every model class with Keras, and everything llm_tf compiles them with
+(optimizer, schedules, loss, metrics), so ``keras.saving.load_model`` can rebuild a saved ``.keras`` model, trained
+and compiled, after a plain ``import llm_tf.models``.
 """
 
+# A trained model's .keras file also holds what it was compiled with: llm_tf's optimizer, learning-rate schedules,
+# loss and metrics. Importing their modules registers them too, so load_model needs nothing else.
+from llm_tf import training as _training  # noqa: F401
+from llm_tf.metrics import keras_metrics as _keras_metrics  # noqa: F401
 from llm_tf.models.gpt import GPT, GPT_PRESETS, GPTConfig
 from llm_tf.models.masked_lm import MaskedLM
 from llm_tf.models.seq2seq import SEQ2SEQ_PRESETS, Seq2SeqConfig, Seq2SeqTransformer

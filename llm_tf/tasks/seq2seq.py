@@ -31,8 +31,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from llm_tf.checks import check_positive_int, check_rate
+from llm_tf.checks import check_positive_int
 from llm_tf.metrics import corpus_bleu
+from llm_tf.training.losses import LabelSmoothedCrossentropy  # noqa: F401  (re-exported: the task's loss)
 
 
 def train_joint_tokenizer(sources: Sequence[str], targets: Sequence[str], vocabulary_size: int = 8000):
@@ -195,27 +196,6 @@ def epoch_batches_fn(padded_batches, seed: int):
         return dataset.apply(tf.data.experimental.assert_cardinality(len(padded_batches))).prefetch(2)
 
     return batches_for_epoch
-
-
-@keras.saving.register_keras_serializable(package="llm_tf")
-class LabelSmoothedCrossentropy(keras.losses.Loss):
-    """Sparse cross-entropy from logits with label smoothing ``epsilon`` (uniform over the vocabulary).
-
-    ``loss = (1 - epsilon) * -log p(y) + epsilon * mean_v(-log p(v))``.
-    """
-
-    def __init__(self, epsilon=0.1, name="label_smoothed_crossentropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        check_rate("epsilon", epsilon)
-        self.epsilon = float(epsilon)
-
-    def call(self, y_true, y_pred):
-        log_probabilities = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-        true = ops.take_along_axis(log_probabilities, ops.cast(y_true, "int32")[..., None], axis=-1)[..., 0]
-        return -(1.0 - self.epsilon) * true - self.epsilon * ops.mean(log_probabilities, axis=-1)
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
 
 
 def _weights_path(directory, epoch):

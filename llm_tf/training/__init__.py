@@ -26,6 +26,7 @@ from llm_tf.training.callbacks import (
     standard_callbacks,
 )
 from llm_tf.training.data import epoch_seed, infer_steps_per_epoch, resumable_dataset, seeded_epoch_batches
+from llm_tf.training.losses import LabelSmoothedCrossentropy
 from llm_tf.training.optimizers import (
     DEFAULT_WEIGHT_DECAY_EXCLUSIONS,
     SelectiveAdamW,
@@ -74,6 +75,7 @@ from llm_tf.training.train import (
 
 __all__ = [
     "DEFAULT_WEIGHT_DECAY_EXCLUSIONS",
+    "LabelSmoothedCrossentropy",
     "PRECISIONS",
     "STRATEGY_NAMES",
     "CheckpointError",

@@ -155,11 +155,17 @@ def main(argv: list[str] | None = None) -> dict:
                f"{bits['scratch']['test_bits_per_byte_mean']:.4f}, ratio {bits['ratio_pretrained_to_scratch']:.3f} "
                f"(target <= 0.85)\n{table}\nclassifier accuracy on the real test bodies: "
                f"{results['topic_classifier']['accuracy_on_real_test_bodies']:.3f}; generation speed "
-               f"{results['generation_speed']}")
+               f"{results['generation_speed']}\ndoes the model use the topic line? (each test body scored under "
+               f"every topic) " + "; ".join(
+                   f"{start}: true topic likeliest for {row['topic_by_likelihood_accuracy']:.3f}, bits per byte "
+                   f"{row['bits_per_byte_true_topic']:.4f} true vs {row['bits_per_byte_other_topics']:.4f} others"
+                   for start, row in results["topic_sensitivity"].items()))
     metrics = {"pretrained_test_bits_per_byte": bits["pretrained"]["test_bits_per_byte_mean"],
                "scratch_test_bits_per_byte": bits["scratch"]["test_bits_per_byte_mean"],
                "bits_per_byte_ratio": bits["ratio_pretrained_to_scratch"],
-               "topic_agreement_top_p": results["samplers"]["pretrained/top_p_0.9"]["topic_agreement"]}
+               "topic_agreement_top_p": results["samplers"]["pretrained/top_p_0.9"]["topic_agreement"],
+               "topic_by_likelihood_accuracy": results["topic_sensitivity"]["pretrained"][
+                   "topic_by_likelihood_accuracy"]}
     training.write_results(run, metrics, time.time() - started,
                            extra={"experiment": EXPERIMENT, **results, "summary": summary})
     print(f"\n{EXPERIMENT}\n{summary}\n\nexamples: {run.file('examples.md')}", flush=True)

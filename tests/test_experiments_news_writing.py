@@ -80,6 +80,12 @@ def test_news_writing_smoke_compares_pretrained_and_scratch_and_generates(pretra
     for row in samplers.values():
         assert 0 <= row["topic_agreement"] <= 1 and 0 <= row["distinct_2"] <= 1
     assert results["topic_classifier"]["accuracy_on_real_test_bodies"] > 0.8
+    for start in ("pretrained", "scratch"):
+        sensitivity = results["topic_sensitivity"][start]
+        assert sensitivity["articles"] == 12 and len(sensitivity["topics"]) == 5
+        assert 0 <= sensitivity["topic_by_likelihood_accuracy"] <= 1
+        assert 0 < sensitivity["bits_per_byte_true_topic"] < 10 and 0 < sensitivity["bits_per_byte_other_topics"] < 10
+    assert "does the model use the topic line?" in results["summary"]
     assert results["generation_speed"]["batch_1"] > 0 and results["generation_speed"]["batch_8"] > 0
     with open(os.path.join(run_dir, "generated_pretrained_top_p_0.9.jsonl"), encoding="utf-8") as handle:
         lines = [json.loads(line) for line in handle]

@@ -99,6 +99,45 @@ def test_bits_per_byte_equals_perplexity_converted_with_bytes_per_token(tokenize
         causal_pretraining.bits_per_byte(1.0, 10, 0)
 
 
+class _TopicAwareModel:
+    """A stand-in for a GPT: every scored token costs 0.5 nats when the window's prompt names the article's own
+    topic, 1 nat otherwise (it reads the prompt back from the token ids)."""
+
+    def __init__(self, tokenizer, length=256):
+        self.config = GPTConfig(vocabulary_size=tokenizer.vocabulary_size, max_sequence_length=length, hidden_dim=8,
+                                num_layers=1, num_heads=1, intermediate_dim=8)
+        self.tokenizer = tokenizer
+        self.topic_of_title = {title: topic for topic, title, _ in ARTICLES}
+
+    def score(self, token_ids, padding_mask):
+        log_probabilities = np.full((len(token_ids), token_ids.shape[1] - 1), -1.0)
+        for row, (ids, mask) in enumerate(zip(token_ids, padding_mask)):
+            try:
+                topic, title = news_writing.parse_prompt(self.tokenizer.decode([int(t) for t in ids[mask]]))
+            except ValueError:  # a padding row
+                continue
+            if self.topic_of_title[title] == topic:
+                log_probabilities[row] = -0.5
+        return {"log_probabilities": log_probabilities}
+
+
+def test_topic_sensitivity_scores_every_body_under_every_topic(tokenizer):
+    bodies_bytes = sum(len(body.encode("utf-8")) for _, _, body in ARTICLES)
+    body_tokens = sum(len(tokenizer.encode(body)) for _, _, body in ARTICLES)
+    result = news_writing.topic_sensitivity(_TopicAwareModel(tokenizer), tokenizer, ARTICLES, max_body_chars=10_000)
+    assert result["topics"] == ["business", "sport", "tech"] and result["articles"] == 3
+    assert result["topic_by_likelihood_accuracy"] == 1.0
+    assert result["bits_per_byte_true_topic"] == pytest.approx(0.5 * body_tokens / (math.log(2) * bodies_bytes))
+    assert result["bits_per_byte_other_topics"] == pytest.approx(1.0 * body_tokens / (math.log(2) * bodies_bytes))
+    # A model that ignores the prompt (uniform predictions): no topic is likelier; ties count as misses.
+    flat = news_writing.topic_sensitivity(_zero_gpt(tokenizer.vocabulary_size, length=64), tokenizer, ARTICLES,
+                                          max_body_chars=60)
+    assert flat["topic_by_likelihood_accuracy"] == 0.0
+    assert flat["bits_per_byte_true_topic"] == pytest.approx(flat["bits_per_byte_other_topics"], rel=1e-6)
+    with pytest.raises(ValueError, match="at least two topics"):
+        news_writing.topic_sensitivity(_TopicAwareModel(tokenizer), tokenizer, ARTICLES[:1])
+
+
 def test_strided_scoring_matches_scoring_the_whole_article_in_one_window(tokenizer):
     keras.utils.set_random_seed(3)
     model = GPT(GPTConfig(vocabulary_size=tokenizer.vocabulary_size, max_sequence_length=128, hidden_dim=16,

@@ -150,13 +150,22 @@ def conditional_scores(model, tokenizer, articles: Sequence[tuple[str, str, str]
     Returns:
         ``{"loss": nats per body token, "perplexity", "bits_per_byte", "tokens", "bytes", "articles", "windows"}``.
     """
+    nats, total_tokens, total_bytes, windows = _body_nats(model, tokenizer, articles, stride, batch_size)
+    loss = float(nats.sum()) / total_tokens
+    return {"loss": loss, "perplexity": math.exp(loss),
+            "bits_per_byte": float(nats.sum()) / (math.log(2) * total_bytes), "tokens": total_tokens,
+            "bytes": total_bytes, "articles": len(articles), "windows": windows}
+
+
+def _body_nats(model, tokenizer, articles, stride, batch_size):
+    """``(nats per article, body tokens, body bytes, windows)`` of :func:`conditional_scores`."""
     if not articles:
         raise ValueError("no articles to score.")
     window = model.config.max_sequence_length
     stride = stride or window // 2
-    rows, weights = [], []
+    rows, weights, owners = [], [], []
     total_bytes = total_tokens = 0
-    for topic, title, body in articles:
+    for index, (topic, title, body) in enumerate(articles):
         prompt_ids = tokenizer.encode(format_prompt(topic, title))
         body_ids = tokenizer.encode(body.strip())
         if not body_ids:
@@ -166,6 +175,7 @@ def conditional_scores(model, tokenizer, articles: Sequence[tuple[str, str, str]
         for _, tokens, scored in strided_windows(prompt_ids + body_ids, len(prompt_ids), window, stride):
             rows.append(tokens)
             weights.append(scored)
+            owners.append(index)
     token_ids = np.zeros((len(rows), window), np.int32)
     mask = np.zeros((len(rows), window), bool)
     weight = np.zeros((len(rows), window), np.float64)
@@ -175,7 +185,7 @@ def conditional_scores(model, tokenizer, articles: Sequence[tuple[str, str, str]
         weight[index, :len(tokens)] = scored
     if int(weight.sum()) != total_tokens:
         raise AssertionError(f"scored {int(weight.sum())} tokens for {total_tokens} body tokens")
-    nats = 0.0
+    nats = np.zeros(len(articles))
     for start in range(0, len(rows), batch_size):
         chunk_ids, chunk_mask = token_ids[start:start + batch_size], mask[start:start + batch_size]
         count = len(chunk_ids)
@@ -183,11 +193,43 @@ def conditional_scores(model, tokenizer, articles: Sequence[tuple[str, str, str]
             chunk_ids = np.concatenate([chunk_ids, np.zeros((batch_size - count, window), np.int32)])
             chunk_mask = np.concatenate([chunk_mask, np.zeros((batch_size - count, window), bool)])
             chunk_mask[count:, 0] = True
-        log_probabilities = model.score(chunk_ids, padding_mask=chunk_mask)["log_probabilities"][:count]
-        nats -= float((log_probabilities * weight[start:start + count, 1:]).sum())
-    loss = nats / total_tokens
-    return {"loss": loss, "perplexity": math.exp(loss), "bits_per_byte": nats / (math.log(2) * total_bytes),
-            "tokens": total_tokens, "bytes": total_bytes, "articles": len(articles), "windows": len(rows)}
+        log_probabilities = np.asarray(model.score(chunk_ids, padding_mask=chunk_mask)["log_probabilities"][:count])
+        row_nats = -(log_probabilities * weight[start:start + count, 1:]).sum(axis=1)
+        np.add.at(nats, owners[start:start + count], row_nats)
+    return nats, total_tokens, total_bytes, len(rows)
+
+
+def topic_sensitivity(model, tokenizer, articles: Sequence[tuple[str, str, str]], max_body_chars: int = 800,
+                      stride: int | None = None, batch_size: int = 32) -> dict[str, Any]:
+    """Does the model use the topic line? Each body (its first ``max_body_chars`` characters) scored under every topic.
+
+    A model that writes on the requested topic must also find each real body likelier under its own topic than
+    under the others: ``topic_by_likelihood_accuracy`` is the share of articles whose true topic gives the lowest
+    body loss (strictly: ties count as misses; chance is 1 / number of topics), and the two bits-per-byte figures
+    compare the true topic with the mean over the other topics.
+
+    Returns:
+        ``{"topics", "articles", "topic_by_likelihood_accuracy", "bits_per_byte_true_topic",
+        "bits_per_byte_other_topics"}``.
+    """
+    check_positive_int("max_body_chars", max_body_chars)
+    articles = [(topic, title, body.strip()[:max_body_chars].strip()) for topic, title, body in articles]
+    topics = sorted({topic for topic, _, _ in articles})
+    if len(topics) < 2:
+        raise ValueError(f"topic sensitivity needs articles of at least two topics; got {topics}.")
+    table = np.stack([_body_nats(model, tokenizer, [(topic, title, body) for _, title, body in articles], stride,
+                                 batch_size)[0] for topic in topics], axis=1)  # (articles, topics) nats
+    truth = np.array([topics.index(topic) for topic, _, _ in articles])
+    rows = np.arange(len(articles))
+    true_nats = table[rows, truth]
+    others = table.copy()
+    others[rows, truth] = np.inf
+    wins = true_nats < others.min(axis=1)
+    other_nats = (table.sum(axis=1) - true_nats) / (len(topics) - 1)
+    total_bits = math.log(2) * sum(len(body.encode("utf-8")) for _, _, body in articles)
+    return {"topics": topics, "articles": len(articles), "topic_by_likelihood_accuracy": float(wins.mean()),
+            "bits_per_byte_true_topic": float(true_nats.sum() / total_bits),
+            "bits_per_byte_other_topics": float(other_nats.sum() / total_bits)}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -459,6 +501,13 @@ def run_news_writing(run, config: NewsWritingConfig, strategy, *, log_every_n_st
         summary[start] = {"test_bits_per_byte_mean": mean, "test_bits_per_byte_std": std, "per_seed": values}
     summary["ratio_pretrained_to_scratch"] = summary["pretrained"]["test_bits_per_byte_mean"] / summary["scratch"][
         "test_bits_per_byte_mean"]
+    sensitivity = {}
+    for start, model in models.items():
+        sensitivity[start] = topic_sensitivity(model, tokenizer, articles["test"], stride=config.eval_stride)
+        print(f"news_writing: {start}_seed_{config.seeds[0]}: the true topic gives the likeliest body for "
+              f"{sensitivity[start]['topic_by_likelihood_accuracy']:.3f} of the test articles; bits per byte "
+              f"{sensitivity[start]['bits_per_byte_true_topic']:.4f} under the true topic, "
+              f"{sensitivity[start]['bits_per_byte_other_topics']:.4f} under the others", flush=True)
     # Generation: the first seed's models; every test headline with the main sampler, a subset with all of them.
     classifier = topic_classifier(articles["train"])
     real = topic_agreement(classifier, [body for _, _, body in articles["test"]],
@@ -504,6 +553,7 @@ def run_news_writing(run, config: NewsWritingConfig, strategy, *, log_every_n_st
     return {"config": config.to_dict(), "members": members, "bits_per_byte": summary,
             "topic_classifier": {"name": "TF-IDF + LinearSVC on the BBC training bodies",
                                  "accuracy_on_real_test_bodies": real["agreement"]},
+            "topic_sensitivity": sensitivity,
             "samplers": samplers, "generation_new_tokens": new_tokens, "generation_speed": speed,
             "data": {name: len(items) for name, items in articles.items()},
             "pretrained_from": os.path.abspath(config.init_from)}

@@ -54,6 +54,7 @@ import numpy as np
 
 from llm_tf import training
 from llm_tf.datasets import load_bbc_news_summary, load_samsum
+from llm_tf.metrics import DEFAULT_ROUGE_TYPES
 from llm_tf.tasks import summarization as S
 from llm_tf.tasks.cli import (
     add_common_arguments,
@@ -65,7 +66,7 @@ from llm_tf.tasks.cli import (
 from llm_tf.tasks.runs import finished_results, member_run_dir, open_run
 
 EXPERIMENT = "summarization"
-ROUGE_TYPES = S.ROUGE_TYPES
+ROUGE_TYPES = DEFAULT_ROUGE_TYPES
 GLIWA_2019 = {"lead-3": (31.4, 8.7, 29.4), "longest-3": (32.5, 10.3, 29.9)}
 
 

@@ -20,7 +20,6 @@ class _CachedTokenizer:
     """
 
     def __init__(self, use_stemmer, max_entries=200_000):
-        self.use_stemmer = use_stemmer
         self.max_entries = max_entries
         self._tokenizer = tokenizers.DefaultTokenizer(use_stemmer)
         self._cache = collections.OrderedDict()

@@ -310,24 +310,21 @@ def summary_texts(documents: Sequence[Document], selections: Sequence[Sequence[i
     return ["\n".join(d.sentences[i] for i in selection) for d, selection in zip(documents, selections)]
 
 
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
-
-
 def rouge_report(predictions: Sequence[str], references: Sequence[str], *, bootstrap: bool = True,
-                 seed: int = 0, rouge_types: Sequence[str] = ROUGE_TYPES) -> dict[str, Any]:
+                 seed: int = 0, rouge_types: Sequence[str] | None = None) -> dict[str, Any]:
     """ROUGE-1/2/L/Lsum F (with precision, recall and a 95% bootstrap interval of F), stemming on.
 
     Texts hold one sentence per line: ROUGE-Lsum uses the lines, ROUGE-L ignores them. ``rouge_types`` narrows
-    the report (tuning on ROUGE-2 alone skips the costly longest-common-subsequence scores).
+    the report (default: all four; tuning on ROUGE-2 alone skips the costly longest-common-subsequence scores).
     """
-    from llm_tf.metrics import corpus_rouge
+    from llm_tf.metrics import DEFAULT_ROUGE_TYPES, corpus_rouge
 
-    return corpus_rouge(list(predictions), list(references), rouge_types=tuple(rouge_types),
+    return corpus_rouge(list(predictions), list(references), rouge_types=tuple(rouge_types or DEFAULT_ROUGE_TYPES),
                         bootstrap=bootstrap, seed=seed, use_stemmer=True)
 
 
 def evaluate_selections(documents: Sequence[Document], selections, *, bootstrap: bool = True,
-                        rouge_types: Sequence[str] = ROUGE_TYPES) -> dict[str, Any]:
+                        rouge_types: Sequence[str] | None = None) -> dict[str, Any]:
     """:func:`rouge_report` of the selected sentences against each document's reference."""
     return rouge_report(summary_texts(documents, selections), [d.reference for d in documents], bootstrap=bootstrap,
                         rouge_types=rouge_types)

@@ -34,8 +34,8 @@ def test_require_tensorflow_backend_names_feature_backend_and_fix(monkeypatch, b
 def test_tensorflow_only_entry_points_check_at_call_time(monkeypatch):
     """The guard runs first, before any argument check or TensorFlow op."""
     from llm_tf.text.pipelines import make_classification_dataset
+    from llm_tf.training.loop import setup_training
     from llm_tf.training.strategy import get_strategy
-    from llm_tf.training.train import setup_training
 
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     for name, call in (

@@ -34,3 +34,19 @@ def test_resolve_jit_compile_auto_follows_the_devices():
     assert training.resolve_jit_compile(True) is True and training.resolve_jit_compile(False) is False
     with pytest.raises(ValueError, match="jit_compile"):
         training.resolve_jit_compile("yes")
+
+
+def test_public_names_load_lazily_from_their_modules():
+    """``llm_tf.training`` loads names on first use; each is its module's object, never a submodule."""
+    import importlib
+    import types
+
+    assert set(training.__all__) == set(training._NAME_TO_MODULE)
+    for name in training.__all__:
+        value = getattr(training, name)
+        assert not isinstance(value, types.ModuleType), name
+        assert value is getattr(importlib.import_module(training._NAME_TO_MODULE[name]), name)
+    assert callable(training.train)
+    assert training.resume.BACKUP_FILE_NAME
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        training.not_a_name  # noqa: B018

@@ -3,7 +3,6 @@
 import collections
 
 import numpy as np
-from rouge_score import rouge_scorer, tokenizers
 
 from llm_tf.metrics._inputs import as_reference_lists, as_text_list, check_positive_int, check_probability
 
@@ -20,6 +19,8 @@ class _CachedTokenizer:
     """
 
     def __init__(self, use_stemmer, max_entries=200_000):
+        from rouge_score import tokenizers  # loads nltk's stemmer (~0.5 s): only when ROUGE is computed
+
         self.max_entries = max_entries
         self._tokenizer = tokenizers.DefaultTokenizer(use_stemmer)
         self._cache = collections.OrderedDict()
@@ -164,6 +165,8 @@ def corpus_rouge(
         check_positive_int("num_samples", num_samples)
     predictions = as_text_list("predictions", predictions)
     reference_lists = as_reference_lists("references", references, len(predictions), "predictions")
+
+    from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(list(rouge_types), tokenizer=_cached_tokenizer(bool(use_stemmer)))
     # per_example[i, t, m]: measure m of rouge type t for example i.

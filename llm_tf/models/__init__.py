@@ -7,13 +7,15 @@ and compiled, after a plain ``import llm_tf.models``.
 
 # A trained model's .keras file also holds what it was compiled with: llm_tf's optimizer, learning-rate schedules,
 # loss and metrics. Importing their modules registers them too, so load_model needs nothing else.
-from llm_tf import training as _training  # noqa: F401
 from llm_tf.metrics import keras_metrics as _keras_metrics  # noqa: F401
 from llm_tf.models.gpt import GPT, GPT_PRESETS, GPTConfig
 from llm_tf.models.masked_lm import MaskedLM
 from llm_tf.models.seq2seq import SEQ2SEQ_PRESETS, Seq2SeqConfig, Seq2SeqTransformer
 from llm_tf.models.text_classifier import TextClassifier
 from llm_tf.models.transformer_encoder import ENCODER_PRESETS, TransformerEncoder, TransformerEncoderConfig
+from llm_tf.training import losses as _losses  # noqa: F401
+from llm_tf.training import optimizers as _optimizers  # noqa: F401
+from llm_tf.training import schedules as _schedules  # noqa: F401
 
 __all__ = [
     "ENCODER_PRESETS",

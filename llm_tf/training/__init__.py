@@ -18,60 +18,62 @@ Typical experiment::
                             backup_every_n_steps=args.backup_every_n_steps)
 """
 
-from llm_tf.training.callbacks import (
-    MetricsCSVLogger,
-    SafeModelCheckpoint,
-    StopOnNonFiniteLoss,
-    current_learning_rate,
-    standard_callbacks,
-)
-from llm_tf.training.data import epoch_seed, infer_steps_per_epoch, resumable_dataset, seeded_epoch_batches
-from llm_tf.training.losses import LabelSmoothedCrossentropy
-from llm_tf.training.optimizers import (
-    DEFAULT_WEIGHT_DECAY_EXCLUSIONS,
-    SelectiveAdamW,
-    build_optimizer,
-    excluded_from_weight_decay,
-)
-from llm_tf.training.precision import PRECISIONS, enable_determinism, set_precision
-from llm_tf.training.resume import (
-    CheckpointError,
-    ResumableBackup,
-    atomic_write,
-    atomic_write_bytes,
-    atomic_write_csv,
-    capture_training_state,
-    read_backup,
-    restore_training_state,
-    write_backup,
-)
-from llm_tf.training.run_dir import (
-    RunDirectory,
-    create_run_dir,
-    find_resumable_run,
-    library_versions,
-    machine_info,
-    write_json,
-    write_results,
-)
-from llm_tf.training.schedules import NoamSchedule, WarmupCosineDecay
-from llm_tf.training.strategy import (
-    STRATEGY_NAMES,
-    choose_strategy_name,
-    configure_cpu_devices,
-    get_strategy,
-    is_chief,
-    is_multi_worker,
-    prepare_model_for_strategy,
-    resolve_jit_compile,
-)
-from llm_tf.training.train import (
-    TrainingResult,
-    add_training_arguments,
-    build_for_training,
-    setup_training,
-    train,
-)
+import importlib
+
+# Each public name and the module that defines it. Names load on first use (PEP 562), so importing one
+# module of this package (the optimizer, say, when a saved model is reloaded) does not load the others.
+_SUBMODULES = ("callbacks", "data", "loop", "losses", "optimizers", "precision", "resume", "run_dir", "schedules",
+               "strategy", "timing")
+_NAME_TO_MODULE = {
+    "MetricsCSVLogger": "llm_tf.training.callbacks",
+    "SafeModelCheckpoint": "llm_tf.training.callbacks",
+    "StopOnNonFiniteLoss": "llm_tf.training.callbacks",
+    "current_learning_rate": "llm_tf.training.callbacks",
+    "standard_callbacks": "llm_tf.training.callbacks",
+    "epoch_seed": "llm_tf.training.data",
+    "infer_steps_per_epoch": "llm_tf.training.data",
+    "resumable_dataset": "llm_tf.training.data",
+    "seeded_epoch_batches": "llm_tf.training.data",
+    "LabelSmoothedCrossentropy": "llm_tf.training.losses",
+    "DEFAULT_WEIGHT_DECAY_EXCLUSIONS": "llm_tf.training.optimizers",
+    "SelectiveAdamW": "llm_tf.training.optimizers",
+    "build_optimizer": "llm_tf.training.optimizers",
+    "excluded_from_weight_decay": "llm_tf.training.optimizers",
+    "PRECISIONS": "llm_tf.training.precision",
+    "enable_determinism": "llm_tf.training.precision",
+    "set_precision": "llm_tf.training.precision",
+    "CheckpointError": "llm_tf.training.resume",
+    "ResumableBackup": "llm_tf.training.resume",
+    "atomic_write": "llm_tf.training.resume",
+    "atomic_write_bytes": "llm_tf.training.resume",
+    "atomic_write_csv": "llm_tf.training.resume",
+    "capture_training_state": "llm_tf.training.resume",
+    "read_backup": "llm_tf.training.resume",
+    "restore_training_state": "llm_tf.training.resume",
+    "write_backup": "llm_tf.training.resume",
+    "RunDirectory": "llm_tf.training.run_dir",
+    "create_run_dir": "llm_tf.training.run_dir",
+    "find_resumable_run": "llm_tf.training.run_dir",
+    "library_versions": "llm_tf.training.run_dir",
+    "machine_info": "llm_tf.training.run_dir",
+    "write_json": "llm_tf.training.run_dir",
+    "write_results": "llm_tf.training.run_dir",
+    "NoamSchedule": "llm_tf.training.schedules",
+    "WarmupCosineDecay": "llm_tf.training.schedules",
+    "STRATEGY_NAMES": "llm_tf.training.strategy",
+    "choose_strategy_name": "llm_tf.training.strategy",
+    "configure_cpu_devices": "llm_tf.training.strategy",
+    "get_strategy": "llm_tf.training.strategy",
+    "is_chief": "llm_tf.training.strategy",
+    "is_multi_worker": "llm_tf.training.strategy",
+    "prepare_model_for_strategy": "llm_tf.training.strategy",
+    "resolve_jit_compile": "llm_tf.training.strategy",
+    "TrainingResult": "llm_tf.training.loop",
+    "add_training_arguments": "llm_tf.training.loop",
+    "build_for_training": "llm_tf.training.loop",
+    "setup_training": "llm_tf.training.loop",
+    "train": "llm_tf.training.loop",
+}
 
 __all__ = [
     "DEFAULT_WEIGHT_DECAY_EXCLUSIONS",
@@ -123,3 +125,17 @@ __all__ = [
     "write_json",
     "write_results",
 ]
+
+
+def __getattr__(name):
+    if name in _NAME_TO_MODULE:
+        value = getattr(importlib.import_module(_NAME_TO_MODULE[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:  # ``training.resume.BACKUP_FILE_NAME`` and the like
+        return importlib.import_module(f"llm_tf.training.{name}")
+    raise AttributeError(f"module 'llm_tf.training' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

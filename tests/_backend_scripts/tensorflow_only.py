@@ -19,8 +19,8 @@ from llm_tf.text.pipelines import (  # noqa: E402
     make_seq2seq_dataset,
 )
 from llm_tf.training.data import seeded_epoch_batches  # noqa: E402
+from llm_tf.training.loop import setup_training, train  # noqa: E402
 from llm_tf.training.strategy import configure_cpu_devices, get_strategy  # noqa: E402
-from llm_tf.training.train import setup_training, train  # noqa: E402
 
 texts = ["the cat sat", "a dog ran far"]
 tokenizer = CharTokenizer.train(texts)

@@ -3,7 +3,8 @@
 Recipe (the small-data Transformer recipe of public Multi30k setups, e.g. fairseq's ``transformer_tiny`` as used
 by Wu et al. 2021): one cased byte-level BPE vocabulary (8,000) learned on the training pairs of both languages;
 pre-norm encoder–decoder with tied source/target/output embeddings, dropout 0.3 (attention 0.1), label smoothing
-0.1, Adam (0.9, 0.98) with linear warmup + inverse-square-root decay, batches of <= ``max_tokens`` tokens per
+0.1, Adam (0.9, 0.98) with linear warmup + inverse-square-root decay (``--schedule cosine``: a cosine decay to 0
+at the end of ``--epochs``, for a run whose length is known), batches of <= ``max_tokens`` tokens per
 side formed by length bucket (fixed batches, reshuffled per epoch), the mean of the last N epoch checkpoints.
 Steps, each in ``llm_tf.tasks.seq2seq``:
 
@@ -23,6 +24,7 @@ run with the same config; ``--resume <run dir> --max-minutes 120`` continues a f
 
 Example:
     python experiments/translation.py --max-minutes 55
+    python experiments/translation.py --schedule cosine --epochs 26 --max-minutes 58
     python experiments/translation.py --source de --target en --max-minutes 55
     python experiments/translation.py --preset smoke --output-dir /tmp/runs
 """
@@ -66,6 +68,7 @@ class TranslationConfig(ExperimentConfig):
     bucket_width: int = 4
     warmup_steps: int = 400
     learning_rate_scale: float = 1.0
+    schedule: str = "inverse_sqrt"  # or "cosine": annealed to 0 at the end of `epochs` (set them to fit the budget)
     epochs: int = 60
     average_last: int = 3
     val_every: int = 2
@@ -78,6 +81,8 @@ class TranslationConfig(ExperimentConfig):
     def validate(self):
         if {self.source, self.target} != {"en", "de"}:
             raise ValueError(f"`source`/`target` must be en/de or de/en; got {self.source}/{self.target}.")
+        if self.schedule not in ("inverse_sqrt", "cosine"):
+            raise ValueError(f"`schedule` must be 'inverse_sqrt' or 'cosine'; got {self.schedule!r}.")
 
 
 PRESET_VALUES = {
@@ -90,7 +95,7 @@ VALUE_FLAGS = (
     ("source", str), ("target", str), ("max_train_pairs", int), ("max_test_pairs", int), ("vocabulary_size", int),
     ("max_length", int), ("hidden_dim", int), ("num_layers", int), ("num_heads", int), ("intermediate_dim", int),
     ("dropout", float), ("label_smoothing", float), ("max_tokens", int), ("bucket_width", int),
-    ("warmup_steps", int), ("learning_rate_scale", float), ("epochs", int), ("average_last", int),
+    ("warmup_steps", int), ("learning_rate_scale", float), ("schedule", str), ("epochs", int), ("average_last", int),
     ("val_every", int), ("val_samples", int), ("num_beams", int), ("length_penalty", float),
     ("decode_batch_size", int),
 )
@@ -155,7 +160,8 @@ def main(argv=None) -> dict:
     val_batches = batches(pairs.validation.sources, pairs.validation.targets, 0)
     model = s2s.build_translation_model(tokenizer.vocabulary_size, config.max_length, config.hidden_dim,
                                         config.num_layers, config.num_heads, config.intermediate_dim, config.dropout)
-    s2s.compile_translation_model(model, config.warmup_steps, config.learning_rate_scale, config.label_smoothing)
+    s2s.compile_translation_model(model, config.warmup_steps, config.learning_rate_scale, config.label_smoothing,
+                                  schedule=config.schedule, total_steps=config.epochs * len(train_batches))
 
     def greedy(texts):
         return s2s.translate(model, tokenizer, texts, batch_size=config.decode_batch_size)[0]

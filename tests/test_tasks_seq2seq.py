@@ -176,3 +176,23 @@ def test_pad_batches_can_pad_the_decoder_to_the_batch_longest_target():
     assert all(labels.shape[1] == length for (_, length), (_, labels, _) in zip(batches, wide))
     with pytest.raises(ValueError, match="target_bucket_width"):
         s2s.pad_batches(source_ids, target_ids, batches, start_id=2, end_id=3, target_bucket_width=0)
+
+
+def test_both_schedules_peak_alike_and_the_cosine_one_anneals_to_zero_at_its_horizon():
+    model = tiny_model(100)  # hidden_dim 16
+    peak = 2.0 / np.sqrt(16 * 40)
+    s2s.compile_translation_model(model, warmup_steps=40, learning_rate_scale=2.0)
+    inverse_sqrt = model.optimizer._learning_rate  # the schedule object (Keras has no public getter for it)
+    s2s.compile_translation_model(model, warmup_steps=40, learning_rate_scale=2.0, schedule="cosine",
+                                  total_steps=400)
+    cosine = model.optimizer._learning_rate
+    assert type(inverse_sqrt).__name__ == "NoamSchedule" and type(cosine).__name__ == "WarmupCosineDecay"
+    np.testing.assert_allclose(float(inverse_sqrt(39)), peak, rtol=1e-5)
+    np.testing.assert_allclose(float(cosine(39)), peak, rtol=1e-5)
+    np.testing.assert_allclose(float(inverse_sqrt(159)), peak / 2, rtol=1e-5)  # 1/sqrt(step): 4× the steps, half
+    np.testing.assert_allclose(float(cosine(220)), peak / 2, rtol=1e-2)  # the cosine's midpoint
+    assert float(cosine(400)) == 0.0 and float(inverse_sqrt(400)) > 0.0
+    with pytest.raises(ValueError, match="total_steps"):
+        s2s.compile_translation_model(model, schedule="cosine")
+    with pytest.raises(ValueError, match="schedule"):
+        s2s.compile_translation_model(model, schedule="linear", total_steps=10)

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from llm_tf.checks import check_positive_int
+from llm_tf.checks import check_choice, check_positive_int
 from llm_tf.metrics import corpus_bleu
 from llm_tf.training.losses import LabelSmoothedCrossentropy  # noqa: F401  (re-exported: the task's loss)
 
@@ -384,17 +384,34 @@ def build_translation_model(vocabulary_size: int, max_length: int, hidden_dim: i
     return Seq2SeqTransformer(config)
 
 
+TRANSLATION_SCHEDULES = ("inverse_sqrt", "cosine")
+
+
 def compile_translation_model(model, warmup_steps: int = 500, learning_rate_scale: float = 1.0,
-                              label_smoothing: float = 0.1, weight_decay: float = 1e-4):
-    """Adam(W) with betas (0.9, 0.98), inverse-square-root schedule after linear warmup, label smoothing.
+                              label_smoothing: float = 0.1, weight_decay: float = 1e-4,
+                              schedule: str = "inverse_sqrt", total_steps: int | None = None):
+    """Adam(W) with betas (0.9, 0.98), linear warmup then an inverse-square-root or cosine decay, label smoothing.
 
-    The schedule is ``NoamSchedule(d_model, warmup_steps, scale)``: peak ``scale / sqrt(d_model * warmup)``.
+    Both schedules peak at ``learning_rate_scale / sqrt(d_model * warmup_steps)`` after ``warmup_steps``:
+
+    - ``"inverse_sqrt"``: ``NoamSchedule(d_model, warmup_steps, scale)``, which decays as ``1 / sqrt(step)`` and
+      needs no horizon (runs stopped by a wall-clock budget);
+    - ``"cosine"``: ``WarmupCosineDecay`` down to 0 at ``total_steps`` (required): the rate anneals to zero by the
+      last step, so ``total_steps`` should be the steps the run will actually take (epochs × steps per epoch).
     """
-    from llm_tf.training import NoamSchedule, build_optimizer
+    from llm_tf.training import NoamSchedule, WarmupCosineDecay, build_optimizer
 
-    schedule = NoamSchedule(model.config.hidden_dim, warmup_steps=warmup_steps, scale=learning_rate_scale)
+    check_choice("schedule", schedule, TRANSLATION_SCHEDULES)
+    d_model = model.config.hidden_dim
+    if schedule == "inverse_sqrt":
+        learning_rate = NoamSchedule(d_model, warmup_steps=warmup_steps, scale=learning_rate_scale)
+    else:
+        if total_steps is None:
+            raise ValueError("schedule='cosine' needs `total_steps` (epochs × steps per epoch); got None.")
+        peak = learning_rate_scale / math.sqrt(d_model * max(warmup_steps, 1))
+        learning_rate = WarmupCosineDecay(peak, warmup_steps=warmup_steps, total_steps=total_steps)
     model.compile(
-        optimizer=build_optimizer(schedule, weight_decay=weight_decay, beta_2=0.98, epsilon=1e-9),
+        optimizer=build_optimizer(learning_rate, weight_decay=weight_decay, beta_2=0.98, epsilon=1e-9),
         loss=LabelSmoothedCrossentropy(label_smoothing),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=False,  # batches come in many shapes (one per length bucket): no XLA retrace per shape

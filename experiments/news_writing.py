@@ -11,19 +11,25 @@ headline, against the same GPT fine-tuned from scratch (``llm_tf.tasks.news_writ
    LinearSVC classifier trained on the BBC training bodies: topic agreement. On 100 headlines spread evenly over the
    test split (it is ordered by topic) every sampler (greedy, top-k 40, top-p 0.9, temperature 0.8, beam 4):
    agreement, distinct-2, repeated 4-grams.
-5. Generation speed (tokens/s, batch 1 and 8) of the fine-tuned model.
+5. Topic guidance: every test headline again with top-p 0.9 and classifier-free guidance at each
+   ``--topic-guidance-scales`` (default 3), the title alone as the negative prompt: topic agreement, distinct-2,
+   repeated 4-grams.
+6. Generation speed (tokens/s, batch 1 and 8) of the fine-tuned model.
 
 Run directory ``<output-dir>/news_writing/<timestamp>/``: ``config.json``, ``tokenizer/``, one resumable member per
 fine-tuning (``pretrained_seed_0/`` ...), ``generated_<model>_<sampler>.jsonl``, ``examples.md``, ``results.json``.
 
 ``generate --run-dir RUN --topic sport --title "..."`` (or ``--prompt "topic: sport\\ntitle: ...\\n\\n"``, where
-``\\n`` means a newline) writes an article with a finished run's pretrained-then-fine-tuned model.
+``\\n`` means a newline) writes an article with a finished run's pretrained-then-fine-tuned model (``--topic-guidance
+3`` with topic guidance). ``topic-guidance --run-dir RUN --scales 1.5 3 5`` measures topic guidance on a finished
+run (``topic_guidance.json`` in it).
 
 Example:
     python experiments/pretrain.py --objective causal
     python experiments/news_writing.py --init-from runs/pretrain_causal/<timestamp>
     python experiments/news_writing.py generate --run-dir runs/news_writing/<timestamp> --topic tech \\
         --title "New phone doubles battery life"
+    python experiments/news_writing.py topic-guidance --run-dir runs/news_writing/<timestamp> --scales 1.5 3 5
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ PRESETS = {
     "full": NewsWritingConfig(preset="full"),
     "smoke": NewsWritingConfig(preset="smoke", seeds=[0], max_iters=10, eval_interval=5, eval_iters=1, warmup_iters=2,
                                steps_per_execution=5, batch_size=4, generate_new_tokens=12, sampler_articles=4,
-                               generation_batch_size=4, max_test_articles=12, jit_compile=False),
+                               generation_batch_size=4, max_test_articles=12, jit_compile=False,
+                               topic_guidance_scales=[3.0]),
 }
 VALUE_FLAGS = (("batch_size", int), ("dropout", float), ("max_iters", int), ("eval_interval", int),
                ("eval_iters", int), ("learning_rate", float), ("min_learning_rate", float), ("warmup_iters", int),
@@ -59,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--init-from", default=None, required=False,
                         help="the causal pretraining run directory (experiments/pretrain.py --objective causal)")
     recipe.add_argument("--seeds", type=int, nargs="+", default=None, help="one pretrained + one scratch run per seed")
+    recipe.add_argument("--topic-guidance-scales", type=float, nargs="*", default=None,
+                        help="classifier-free guidance scales for the topic-guided articles (none: skip them)")
     for name, kind in VALUE_FLAGS:
         recipe.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     return parser
@@ -76,22 +85,79 @@ def build_generate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sampler", default="top_p_0.9", choices=list(SAMPLERS))
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--topic-guidance", type=float, default=None,
+                        help="classifier-free guidance scale, the title alone as the negative prompt (needs --topic)")
     return parser
+
+
+def build_guidance_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="news_writing.py topic-guidance",
+                                     description="Topic agreement of topic-guided articles on a finished run.")
+    parser.add_argument("--run-dir", required=True, help="a finished news_writing run directory")
+    parser.add_argument("--scales", type=float, nargs="+", required=True, help="guidance scales (1: none)")
+    parser.add_argument("--model", default="pretrained", choices=("pretrained", "scratch"))
+    return parser
+
+
+def _finished_model(parser, run_dir, model_name, model_seed=None):
+    """(results, model, tokenizer) of a finished run; a parser error when the run or its model is missing."""
+    import keras
+
+    from llm_tf.tasks import news_writing
+    from llm_tf.text import load_tokenizer
+
+    results = runs.finished_results(run_dir, required=["samplers"])
+    if results is None:
+        parser.error(f"--run-dir {run_dir!r} is not a finished {EXPERIMENT} run (no results.json with "
+                     "'samplers'); finish or resume it first.")
+    seed = results["config"]["seeds"][0] if model_seed is None else model_seed
+    model_path = os.path.join(run_dir, f"{model_name}_seed_{seed}", news_writing.MODEL_FILE)
+    if not os.path.isfile(model_path):
+        parser.error(f"no model at {model_path}")
+    model = keras.saving.load_model(model_path, compile=False)
+    return results, model, load_tokenizer(os.path.join(run_dir, news_writing.TOKENIZER_DIR))
+
+
+def topic_guidance(argv: list[str]) -> dict:
+    """``topic-guidance``: topic agreement per guidance scale, printed and written to ``topic_guidance.json``."""
+    parser = build_guidance_parser()
+    args = parser.parse_args(argv)
+    from llm_tf import training
+    from llm_tf.tasks import news_writing
+
+    results, model, tokenizer = _finished_model(parser, args.run_dir, args.model)
+    config = cli.config_from_dict(NewsWritingConfig, results["config"])
+    for scale in args.scales:
+        if scale < 0:
+            parser.error(f"--scales must be >= 0; got {scale}")
+    articles = news_writing.load_articles(config)
+    classifier = news_writing.topic_classifier(articles["train"])
+    guided = news_writing.guided_topic_agreement(
+        model, tokenizer, articles["test"], classifier, args.scales, results["generation_new_tokens"],
+        batch_size=config.generation_batch_size, seed=config.generation_seed)
+    for row in guided.values():
+        row.pop("bodies")
+    plain = results["samplers"][f"{args.model}/{news_writing.MAIN_SAMPLER}"]
+    table = cli.format_table(
+        ["guidance scale", "articles", "topic agreement", "distinct-2", "repeated 4-grams", "tokens/s"],
+        [("none (results.json)", plain["articles"], f"{plain['topic_agreement']:.3f}", f"{plain['distinct_2']:.3f}",
+          f"{plain['repeated_4gram_rate']:.3f}", f"{plain['tokens_per_s']:.0f}")]
+        + [(scale, row["articles"], f"{row['topic_agreement']:.3f}", f"{row['distinct_2']:.3f}",
+            f"{row['repeated_4gram_rate']:.3f}", f"{row['tokens_per_s']:.0f}") for scale, row in guided.items()])
+    output = {"model": f"{args.model}_seed_{config.seeds[0]}", "sampler": news_writing.MAIN_SAMPLER,
+              "negative_prompt": "title: <title>\\n\\n", "scales": guided}
+    training.write_json(os.path.join(args.run_dir, "topic_guidance.json"), output)
+    print(f"{args.model}/{news_writing.MAIN_SAMPLER} with topic guidance (negative prompt: the title alone)\n{table}",
+          flush=True)
+    return output
 
 
 def generate(argv: list[str]) -> str:
     """``generate``: print and return the prompt followed by the generated article."""
     parser = build_generate_parser()
     args = parser.parse_args(argv)
-    import keras
-
     from llm_tf.tasks import news_writing
-    from llm_tf.text import load_tokenizer
 
-    results = runs.finished_results(args.run_dir, required=["samplers"])
-    if results is None:
-        parser.error(f"--run-dir {args.run_dir!r} is not a finished {EXPERIMENT} run (no results.json with "
-                     "'samplers'); finish or resume it first.")
     if args.prompt is not None:
         prompt = args.prompt.replace("\\n", "\n")
         news_writing.parse_prompt(prompt)
@@ -100,15 +166,17 @@ def generate(argv: list[str]) -> str:
         prompt = news_writing.format_prompt(args.topic, args.title)
     else:
         parser.error("give --topic and --title, or --prompt")
-    seed = results["config"]["seeds"][0] if args.model_seed is None else args.model_seed
-    model_path = os.path.join(args.run_dir, f"{args.model}_seed_{seed}", news_writing.MODEL_FILE)
-    if not os.path.isfile(model_path):
-        parser.error(f"no model at {model_path}")
-    model = keras.saving.load_model(model_path, compile=False)
-    tokenizer = load_tokenizer(os.path.join(args.run_dir, news_writing.TOKENIZER_DIR))
+    guidance = {}
+    if args.topic_guidance is not None:
+        if args.topic_guidance < 0:
+            parser.error(f"--topic-guidance must be >= 0; got {args.topic_guidance}")
+        title = news_writing.parse_prompt(prompt)[1]
+        guidance = {"negative_prompts": [news_writing.format_negative_prompt(title)],
+                    "guidance_scale": args.topic_guidance}
+    _, model, tokenizer = _finished_model(parser, args.run_dir, args.model, args.model_seed)
     try:
         bodies, _ = news_writing.generate_articles(model, tokenizer, [prompt], args.max_new_tokens,
-                                                   SAMPLERS[args.sampler], batch_size=1, seed=args.seed)
+                                                   SAMPLERS[args.sampler], batch_size=1, seed=args.seed, **guidance)
     except ValueError as error:
         parser.error(str(error))
     text = prompt + bodies[0]
@@ -120,6 +188,8 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["generate"]:
         return generate(argv[1:])
+    if argv[:1] == ["topic-guidance"]:
+        return topic_guidance(argv[1:])
     args = build_parser().parse_args(argv)
     started = time.time()
     from llm_tf import training

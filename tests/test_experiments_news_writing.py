@@ -95,6 +95,11 @@ def test_news_writing_smoke_compares_pretrained_and_scratch_and_generates(pretra
     assert len(beam_topics) > 1, "the sampler subset is spread over the topic-ordered test split"
     with open(os.path.join(run_dir, "examples.md"), encoding="utf-8") as handle:
         assert "Generated, pretrained/top_p_0.9" in handle.read()
+    guided = results["topic_guidance"]["3"]
+    assert guided["articles"] == 12 and 0 <= guided["topic_agreement"] <= 1 and "bodies" not in guided
+    with open(os.path.join(run_dir, "generated_pretrained_top_p_0.9_guidance_3.jsonl"), encoding="utf-8") as handle:
+        lines = [json.loads(line) for line in handle]
+    assert len(lines) == 12 and lines[0]["negative_prompt"].startswith("title: ")
 
     # A finished fine-tuning is reloaded, never trained again (its backup is gone once it completes).
     from llm_tf.tasks import news_writing
@@ -118,3 +123,12 @@ def test_news_writing_smoke_compares_pretrained_and_scratch_and_generates(pretra
     with pytest.raises(SystemExit):
         experiment.main(["generate", "--run-dir", pretrained["run_dir"], "--topic", "sport", "--title", "x"])
     assert "not a finished news_writing run" in capsys.readouterr().err
+
+    guided_text = experiment.main(["generate", "--run-dir", run_dir, "--topic", "sport", "--title", "Claxton wins gold",
+                                   "--max-new-tokens", "8", "--seed", "3", "--topic-guidance", "1"])
+    assert guided_text == text, "guidance scale 1 is plain decoding"
+    measured = experiment.main(["topic-guidance", "--run-dir", run_dir, "--scales", "1", "2"])
+    assert set(measured["scales"]) == {"1", "2"} and measured["scales"]["2"]["articles"] == 12
+    with open(os.path.join(run_dir, "topic_guidance.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["scales"]["1"]["topic_agreement"] == measured["scales"]["1"]["topic_agreement"]
+    assert "topic guidance" in capsys.readouterr().out

@@ -368,3 +368,57 @@ def test_score_matches_the_forward_pass(model, prompts):
     padded = np.concatenate([prompts, np.zeros((3, 2), "int32")], axis=1)
     mask = np.concatenate([np.ones_like(prompts, bool), np.zeros((3, 2), bool)], axis=1)
     np.testing.assert_allclose(model.score(padded, mask)["perplexity"], scored["perplexity"], rtol=1e-4)
+
+
+# ---- classifier-free guidance ---------------------------------------------------------------------------
+
+
+def uncached_guided_greedy(model, prompt_rows, negative_rows, scale, max_new_tokens):
+    """Reference: full forward passes over both growing sequences, argmax of the guided log-probabilities."""
+    def log_softmax(logits):
+        shifted = logits - logits.max(-1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+    rows, negatives, new = [list(r) for r in prompt_rows], [list(r) for r in negative_rows], []
+    for _ in range(max_new_tokens):
+        chosen = []
+        for row, negative in zip(rows, negatives):
+            conditional = log_softmax(np.asarray(model(np.array([row]), training=False))[0, -1])
+            unconditional = log_softmax(np.asarray(model(np.array([negative]), training=False))[0, -1])
+            chosen.append(int(np.argmax(unconditional + scale * (conditional - unconditional))))
+        for row, negative, token in zip(rows, negatives, chosen):
+            row.append(token)
+            negative.append(token)
+        new.append(chosen)
+    return np.array(new).T
+
+
+def test_guided_greedy_equals_the_uncached_reference_and_scales_0_and_1_are_the_two_prompts(model, prompts):
+    negatives = [list(prompts[0, 3:]), list(prompts[1, :2]), list(prompts[2, 1:])]  # shorter, ragged
+    guided = model.generate(prompts, NEW_TOKENS, negative_prompt_ids=negatives, guidance_scale=2.5)
+    expected = uncached_guided_greedy(model, prompts, negatives, 2.5, NEW_TOKENS)
+    np.testing.assert_array_equal(guided[:, -NEW_TOKENS:], expected)
+    np.testing.assert_array_equal(guided[:, :-NEW_TOKENS], prompts)  # the prompts are the longer set here
+    # Scale 1 decodes the prompts, scale 0 the negative prompts (both rows still run side by side).
+    plain = model.generate(prompts, NEW_TOKENS)
+    np.testing.assert_array_equal(
+        model.generate(prompts, NEW_TOKENS, negative_prompt_ids=negatives, guidance_scale=1.0), plain)
+    np.testing.assert_array_equal(
+        model.generate(prompts, NEW_TOKENS, negative_prompt_ids=negatives, guidance_scale=0.0)[:, -NEW_TOKENS:],
+        model.generate(negatives, NEW_TOKENS)[:, -NEW_TOKENS:])
+    assert not np.array_equal(guided, plain)  # the guidance changed something
+
+
+def test_guided_sampling_is_reproducible_and_bad_guidance_arguments_raise(model, prompts):
+    negatives = prompts[:, 2:]
+    first = model.generate(prompts, NEW_TOKENS, sampler="top_p", top_p=0.9, seed=3, negative_prompt_ids=negatives,
+                           guidance_scale=1.5)
+    again = model.generate(prompts, NEW_TOKENS, sampler="top_p", top_p=0.9, seed=3, negative_prompt_ids=negatives,
+                           guidance_scale=1.5)
+    np.testing.assert_array_equal(first, again)
+    with pytest.raises(ValueError, match="beam"):
+        model.generate(prompts, NEW_TOKENS, sampler="beam", negative_prompt_ids=negatives, guidance_scale=2.0)
+    with pytest.raises(ValueError, match="guidance_scale"):
+        model.generate(prompts, NEW_TOKENS, negative_prompt_ids=negatives, guidance_scale=-1.0)
+    with pytest.raises(ValueError, match="one prompt per prompt"):
+        model.generate(prompts, NEW_TOKENS, negative_prompt_ids=negatives[:2], guidance_scale=2.0)

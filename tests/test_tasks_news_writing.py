@@ -186,6 +186,36 @@ def test_generation_stops_at_end_of_text_and_refuses_prompts_that_leave_no_room(
         news_writing.generate_articles(model, tokenizer, prompts, 31, {"sampler": "greedy"})
 
 
+def test_topic_guided_articles_match_plain_decoding_at_scale_1_and_change_above(tokenizer):
+    assert news_writing.format_negative_prompt("  Win \n big ") == "title: Win big\n\n"
+    with pytest.raises(ValueError, match="title"):
+        news_writing.format_negative_prompt(" ")
+    keras.utils.set_random_seed(0)
+    model = GPT(GPTConfig(vocabulary_size=tokenizer.vocabulary_size, max_sequence_length=40, hidden_dim=16,
+                          num_layers=1, num_heads=2, intermediate_dim=32, initializer_range=0.3))
+    articles = [(topic, title, "") for topic, title, _ in ARTICLES]
+    prompts = [news_writing.format_prompt(topic, title) for topic, title, _ in articles]
+    negatives = [news_writing.format_negative_prompt(title) for _, title, _ in articles]
+    plain, _ = news_writing.generate_articles(model, tokenizer, prompts, 6, {"sampler": "greedy"}, batch_size=2)
+    same, _ = news_writing.generate_articles(model, tokenizer, prompts, 6, {"sampler": "greedy"}, batch_size=2,
+                                             negative_prompts=negatives, guidance_scale=1.0)
+    assert same == plain
+    with pytest.raises(ValueError, match="one negative prompt per prompt"):
+        news_writing.generate_articles(model, tokenizer, prompts, 6, {"sampler": "greedy"},
+                                       negative_prompts=negatives[:1])
+
+    class Constant:  # a "classifier" that always says sport
+        def predict(self, bodies):
+            return np.array(["sport"] * len(bodies))
+
+    guided = news_writing.guided_topic_agreement(model, tokenizer, articles, Constant(), [1.0, 4.0], 6,
+                                                 settings={"sampler": "greedy"}, batch_size=2)
+    assert set(guided) == {"1", "4"} and guided["1"]["bodies"] == plain
+    assert guided["4"]["bodies"] != plain, "a large scale changes the greedy articles"
+    for row in guided.values():
+        assert row["articles"] == 3 and row["topic_agreement"] == pytest.approx(1 / 3)  # one sport article
+
+
 def test_packed_causal_windows_never_mix_training_and_held_out_documents():
     train_documents = [np.arange(10, 30), np.arange(30, 45)]
     held_out_documents = [np.arange(100, 140)]

@@ -84,6 +84,14 @@ class CompiledLoops:
 # ---- arguments --------------------------------------------------------------------------------------
 
 
+def check_guidance_scale(guidance_scale, sampler):
+    """A classifier-free guidance scale as a float >= 0 (ValueError otherwise, and with beam search)."""
+    check_number("guidance_scale", guidance_scale, minimum=0)
+    if sampler == "beam":
+        raise ValueError("`negative_prompt_ids` (classifier-free guidance) does not work with sampler='beam'.")
+    return float(guidance_scale)
+
+
 def check_max_new_tokens(max_new_tokens, limit, limit_name):
     """``max_new_tokens`` as an int in ``[1, limit]``; ValueError naming the argument otherwise."""
     check_positive_int("max_new_tokens", max_new_tokens)
@@ -252,6 +260,23 @@ def _banned_mask(vocabulary_size, banned_token_ids):
 
 
 # ---- the two loops ----------------------------------------------------------------------------------
+
+
+def guided_scores(logits, batch_size, guidance_scale):
+    """Classifier-free guidance: ``log p_neg + scale * (log p - log p_neg)`` per token.
+
+    Args:
+        logits: float32 ``(2 * batch_size, V)``: rows ``[0, batch_size)`` under the prompts, the next
+            ``batch_size`` rows under their negative prompts.
+        batch_size: the number of prompts.
+        guidance_scale: Python float >= 0 (1: the prompts' log-probabilities; 0: the negative prompts').
+
+    Returns:
+        float32 ``(batch_size, V)`` scores, used by the samplers as logits.
+    """
+    log_probabilities = ops.log_softmax(logits, axis=-1)
+    conditional, negative = log_probabilities[:batch_size], log_probabilities[batch_size:]
+    return negative + guidance_scale * (conditional - negative)
 
 
 def sample_loop(step, first_logits, state, max_new_tokens, settings, seed, pad_id=0, banned_token_ids=()):

@@ -66,6 +66,8 @@ class GPTGeneration:
         seed=None,
         padding_mask=None,
         weight_dtype="float32",
+        negative_prompt_ids=None,
+        guidance_scale=1.0,
     ):
         """Continue each prompt by ``max_new_tokens`` tokens with a key/value cache.
 
@@ -109,10 +111,20 @@ class GPTGeneration:
                 over the layers' kernels that larger batches use); at batch 8 float32 is faster. Their quality cost on a trained model (logit
                 differences, perplexity, greedy agreement) is measured by
                 ``benchmarks/weight_only_decoding.py`` and recorded in README.
+            negative_prompt_ids: prompts for classifier-free guidance (Sanchez et al. 2023, "Stay on topic with
+                classifier-free guidance"), one per prompt, in any form ``prompt_ids`` takes (e.g. the prompt
+                without the condition to stress). Each step scores the next token under both prompts and
+                samples from ``log p_neg + guidance_scale * (log p - log p_neg)`` (log-softmaxed; the samplers'
+                temperature / top-k / top-p then apply to these scores): a scale of 1 is plain decoding of
+                ``prompt_ids``, 0 decoding of the negative prompts, above 1 pushes away from what the negative
+                prompt predicts. Both prompt sets are decoded in one batch of twice the rows (about twice the
+                cost per token). Not with ``sampler="beam"``.
+            guidance_scale: the scale above (a float >= 0); used only with ``negative_prompt_ids``.
 
         Returns:
             int32 numpy array ``(batch, prompt_length + max_new_tokens)``: the (left-padded) prompt
-            followed by the new tokens.
+            followed by the new tokens. With ``negative_prompt_ids``, the prompts are left-padded to the
+            wider of the two prompt arrays.
 
         Example:
 
@@ -126,6 +138,25 @@ class GPTGeneration:
         )
         check_choice("weight_dtype", weight_dtype, fast_paths.WEIGHT_DTYPES)
         token_ids, prompt_mask = self._prepare_prompts(prompt_ids, padding_mask)
+        guidance = None
+        if negative_prompt_ids is not None:
+            guidance = generation.check_guidance_scale(guidance_scale, settings[0])
+            negative_ids, negative_mask = self._prepare_prompts(negative_prompt_ids, None)
+            if negative_ids.shape[0] != token_ids.shape[0]:
+                raise ValueError(
+                    f"`negative_prompt_ids` must hold one prompt per prompt: {token_ids.shape[0]} prompts, "
+                    f"{negative_ids.shape[0]} negative prompts."
+                )
+            # Both sets in one batch (prompts first), left-padded to the wider of the two arrays (so a batch of
+            # fixed-width arrays keeps one compiled loop).
+            width = max(token_ids.shape[1], negative_ids.shape[1])
+            rows = list(zip(token_ids, prompt_mask)) + list(zip(negative_ids, negative_mask))
+            token_ids = np.zeros((len(rows), width), dtype="int32")
+            prompt_mask = np.zeros((len(rows), width), dtype=bool)
+            for index, (ids, mask) in enumerate(rows):
+                real = ids[mask]
+                token_ids[index, width - len(real) :] = real
+                prompt_mask[index, width - len(real) :] = True
         prompt_length = token_ids.shape[1]
         if is_int(max_new_tokens) and max_new_tokens > 0:
             if prompt_length + max_new_tokens > self.config.max_sequence_length:
@@ -142,9 +173,9 @@ class GPTGeneration:
             weight_dtype, token_ids.shape[0] * (settings[4] if settings[0] == "beam" else 1)
         )
         output = self._generation_loops(
-            settings + (total_length, packed_dtype),
+            settings + (total_length, packed_dtype, guidance),
             lambda: lambda ids, mask, seed, packed: self._generate_graph(
-                ids, mask, seed, total_length, settings, packed
+                ids, mask, seed, total_length, settings, packed, guidance
             ),
             token_ids,
             prompt_mask,
@@ -399,8 +430,13 @@ class GPTGeneration:
             new_caches.append((keys, values))
         return self._decode_logits(hidden, packed_head, ops.minimum(cache_index, 0)), new_caches
 
-    def _generate_graph(self, token_ids, prompt_mask, seed, total_length, settings, packed=None):
-        """The traced body of :meth:`generate`: prefill, then :func:`generation.decode` over cached steps."""
+    def _generate_graph(self, token_ids, prompt_mask, seed, total_length, settings, packed=None, guidance=None):
+        """The traced body of :meth:`generate`: prefill, then :func:`generation.decode` over cached steps.
+
+        With ``guidance`` (a scale), the rows are the prompts followed by their negative prompts; the caches
+        keep every row, and each step's logits are combined into one row per prompt
+        (:func:`generation.guided_scores`) before the sampler sees them.
+        """
         batch_size, prompt_length = token_ids.shape
         logits, caches, key_mask, lengths = self._prefill(token_ids, prompt_mask, total_length)
         weights, packed_head = self._step_weights(packed)
@@ -427,7 +463,18 @@ class GPTGeneration:
                 tokens, lengths + index - 1, caches, key_mask, prompt_length + index - 1, weights, packed_head
             )
 
+        if guidance is None:
+            decode_step = step
+        else:  # the same step on both halves, combined into one row per prompt
+            batch_size //= 2
+
+            def decode_step(tokens, index, caches):
+                logits, caches = step(ops.concatenate([tokens, tokens], axis=0), index, caches)
+                return generation.guided_scores(logits, batch_size, guidance), caches
+
+            logits = generation.guided_scores(logits, batch_size, guidance)
+
         new_tokens, _ = generation.decode(
-            step, reorder, logits, caches, batch_size, total_length - prompt_length, settings, seed
+            decode_step, reorder, logits, caches, batch_size, total_length - prompt_length, settings, seed
         )
-        return ops.concatenate([token_ids, new_tokens], axis=1)
+        return ops.concatenate([token_ids[:batch_size], new_tokens], axis=1)

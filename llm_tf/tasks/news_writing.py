@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 import llm_tf.models  # noqa: F401  (registers GPT for keras.saving.load_model)
-from llm_tf.checks import check_positive_int, check_probability
+from llm_tf.checks import check_number, check_positive_int, check_probability
 from llm_tf.tasks.language_modeling import CausalLMConfig
 
 #: The samplers compared side by side: name -> ``GPT.generate`` settings.
@@ -57,6 +57,18 @@ def format_prompt(topic: str, title: str) -> str:
     if not topic or "\n" in topic or not title:
         raise ValueError(f"a prompt needs a one-line topic and a non-empty title; got topic={topic!r}, title={title!r}.")
     return f"topic: {topic}\ntitle: {title}\n\n"
+
+
+def format_negative_prompt(title: str) -> str:
+    """The prompt without its topic line, ``title: <title>\\n\\n``: the negative prompt of topic guidance.
+
+    Decoding with ``negative_prompt_ids`` set to it (``GPT.generate``'s classifier-free guidance) and a scale
+    above 1 favours the tokens that the topic line makes likelier than the title alone does.
+    """
+    title = " ".join(str(title).split())
+    if not title:
+        raise ValueError("a negative prompt needs a non-empty title.")
+    return f"title: {title}\n\n"
 
 
 def format_article(topic: str, title: str, body: str) -> str:
@@ -237,19 +249,31 @@ def topic_sensitivity(model, tokenizer, articles: Sequence[tuple[str, str, str]]
 
 
 def generate_articles(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, settings: dict,
-                      batch_size: int = 16, seed: int = 0) -> tuple[list[str], dict[str, float]]:
+                      batch_size: int = 16, seed: int = 0, negative_prompts: Sequence[str] | None = None,
+                      guidance_scale: float = 1.0) -> tuple[list[str], dict[str, float]]:
     """Continue every prompt (batched, left-padded) until end-of-text or ``max_new_tokens``; returns the bodies.
+
+    Args:
+        negative_prompts: one per prompt (e.g. :func:`format_negative_prompt`) for classifier-free guidance
+            with ``guidance_scale`` (``GPT.generate``'s ``negative_prompt_ids``); None: plain decoding.
 
     Returns:
         ``(bodies, speed)``: the generated text after each prompt (cut at end-of-text), and
         ``{"seconds", "new_tokens", "tokens_per_s"}`` (compilation included).
 
     Raises:
-        ValueError: when a prompt leaves no room for ``max_new_tokens`` in the model's context.
+        ValueError: when a prompt leaves no room for ``max_new_tokens`` in the model's context, or the negative
+            prompts do not match the prompts one to one.
     """
     check_positive_int("max_new_tokens", max_new_tokens)
     encoded = [tokenizer.encode(prompt) for prompt in prompts]
-    longest = max(len(ids) for ids in encoded)
+    negatives = None
+    if negative_prompts is not None:
+        if len(negative_prompts) != len(prompts):
+            raise ValueError(f"one negative prompt per prompt: {len(prompts)} prompts, {len(negative_prompts)} "
+                             "negative prompts.")
+        negatives = [tokenizer.encode(prompt) for prompt in negative_prompts]
+    longest = max(len(ids) for ids in encoded + (negatives or []))
     if longest + max_new_tokens > model.config.max_sequence_length:
         raise ValueError(f"prompt too long: the longest prompt has {longest} tokens, + max_new_tokens="
                          f"{max_new_tokens} exceeds the model's max_sequence_length={model.config.max_sequence_length}.")
@@ -260,8 +284,13 @@ def generate_articles(model, tokenizer, prompts: Sequence[str], max_new_tokens: 
         count = len(batch)
         # Every batch has the same shape (rows and prompt width), so the generation loop is compiled once.
         batch += [[eos]] * (batch_size - count)
+        guidance = {}
+        if negatives is not None:
+            negative_batch = list(negatives[start:start + batch_size]) + [[eos]] * (batch_size - count)
+            guidance = {"negative_prompt_ids": _left_pad_to(negative_batch, longest),
+                        "guidance_scale": guidance_scale}
         output = model.generate(_left_pad_to(batch, longest), max_new_tokens=max_new_tokens, stop_token_ids=eos,
-                                seed=seed + start, **settings)
+                                seed=seed + start, **settings, **guidance)
         for row in output[:count]:
             new = [int(token) for token in row[longest:]]
             if eos in new:
@@ -370,6 +399,9 @@ class NewsWritingConfig(CausalLMConfig):
         max_test_articles: score and generate only this many test articles, evenly spaced (smoke runs; None: all).
         generation_batch_size: prompts per ``generate`` call.
         generation_seed: the sampling seed.
+        topic_guidance_scales: classifier-free guidance scales at which the first seed's pretrained model also
+            writes an article for every test headline with the main sampler, the title alone as the negative
+            prompt (:func:`guided_topic_agreement`; empty: none).
     """
 
     init_from: str = ""
@@ -380,6 +412,7 @@ class NewsWritingConfig(CausalLMConfig):
     max_test_articles: int | None = None
     generation_batch_size: int = 16
     generation_seed: int = 1234
+    topic_guidance_scales: list[float] = dataclasses.field(default_factory=lambda: [3.0])
     scale_residual_init: bool = True
     batch_size: int = 16
     dropout: float = 0.1
@@ -407,6 +440,8 @@ class NewsWritingConfig(CausalLMConfig):
             raise ValueError(f"`eval_stride` must be smaller than block_size={self.block_size}; got "
                              f"{self.eval_stride}.")
         check_probability("dropout", self.dropout, allow_one=False)
+        for scale in self.topic_guidance_scales:
+            check_number("topic_guidance_scales", scale, minimum=0)
 
     def with_model_of(self, pretrained: dict) -> NewsWritingConfig:
         """This config with the model sizes of a pretraining run's ``config.json`` (``pretrained``)."""
@@ -451,6 +486,55 @@ def fine_tune(member, config: NewsWritingConfig, tokenizer, train_documents, val
     return keras.saving.load_model(member.file(MODEL_FILE), compile=False), {**results, "metrics": metrics}
 
 
+def load_articles(config: NewsWritingConfig) -> dict[str, list[tuple[str, str, str]]]:
+    """BBC News as ``{"train", "validation", "test"}`` lists of ``(topic, title, body)``, the news job's split.
+
+    With ``config.max_test_articles``, the test articles are that many, evenly spaced (the split is ordered by
+    topic, so a prefix would hold one or two topics only).
+    """
+    from llm_tf.datasets import load_bbc_news
+
+    bbc = load_bbc_news(config.data_dir)
+    articles = {name: bbc_articles(getattr(bbc, name)) for name in ("train", "validation", "test")}
+    if config.max_test_articles is not None and config.max_test_articles < len(articles["test"]):
+        keep = np.linspace(0, len(articles["test"]) - 1, config.max_test_articles).round().astype(int)
+        articles["test"] = [articles["test"][i] for i in np.unique(keep)]
+    return articles
+
+
+def guided_topic_agreement(model, tokenizer, articles: Sequence[tuple[str, str, str]], classifier,
+                           guidance_scales: Sequence[float], new_tokens: int, settings: dict | None = None,
+                           batch_size: int = 16, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Topic agreement of articles written with topic guidance, one entry per scale.
+
+    Every ``(topic, title, _)`` of ``articles`` is continued from :func:`format_prompt` with
+    :func:`format_negative_prompt` (the title alone) as the negative prompt at each scale of
+    ``guidance_scales`` (classifier-free guidance; 1 = plain decoding at twice the cost), with ``settings``
+    (default: the main sampler, top-p 0.9), and the bodies are classified by ``classifier``.
+
+    Returns:
+        ``{"<scale>": {"guidance_scale", "articles", "topic_agreement", "topic_agreement_per_topic",
+        "distinct_2", "repeated_4gram_rate", "mean_words", "seconds", "new_tokens", "tokens_per_s",
+        "bodies"}}``.
+    """
+    settings = SAMPLERS[MAIN_SAMPLER] if settings is None else settings
+    prompts = [format_prompt(topic, title) for topic, title, _ in articles]
+    negatives = [format_negative_prompt(title) for _, title, _ in articles]
+    topics = [topic for topic, _, _ in articles]
+    results = {}
+    for scale in guidance_scales:
+        bodies, speed = generate_articles(model, tokenizer, prompts, new_tokens, settings, batch_size=batch_size,
+                                          seed=seed, negative_prompts=negatives, guidance_scale=float(scale))
+        agreement = topic_agreement(classifier, bodies, topics)
+        results[f"{float(scale):g}"] = {
+            "guidance_scale": float(scale), "articles": len(bodies), "topic_agreement": agreement["agreement"],
+            "topic_agreement_per_topic": agreement["per_topic"], "distinct_2": distinct_n(bodies, 2),
+            "repeated_4gram_rate": repeated_ngram_rate(bodies, 4),
+            "mean_words": float(np.mean([len(body.split()) for body in bodies])), **speed, "bodies": bodies,
+        }
+    return results
+
+
 def run_news_writing(run, config: NewsWritingConfig, strategy, *, log_every_n_steps: int = 50,
                      backup_every_n_steps: int | None = None) -> dict[str, Any]:
     """The whole experiment in ``run``: fine-tune pretrained and scratch per seed, score, generate, measure.
@@ -461,19 +545,13 @@ def run_news_writing(run, config: NewsWritingConfig, strategy, *, log_every_n_st
     """
     import json
 
-    from llm_tf.datasets import load_bbc_news
     from llm_tf.tasks.runs import mean_and_std, member_run_dir
 
     pretrained_model, tokenizer, pretrained_config = load_pretrained_gpt(config.init_from)
     config = config.with_model_of(pretrained_config)
     if not os.path.isdir(run.file(TOKENIZER_DIR)):
         tokenizer.save(run.file(TOKENIZER_DIR))
-    bbc = load_bbc_news(config.data_dir)
-    articles = {name: bbc_articles(getattr(bbc, name)) for name in ("train", "validation", "test")}
-    if config.max_test_articles is not None and config.max_test_articles < len(articles["test"]):
-        # Evenly spaced: the split is ordered by topic, so a prefix would hold one or two topics only.
-        keep = np.linspace(0, len(articles["test"]) - 1, config.max_test_articles).round().astype(int)
-        articles["test"] = [articles["test"][i] for i in np.unique(keep)]
+    articles = load_articles(config)
     documents = {name: encode_documents(tokenizer, items) for name, items in articles.items()}
     initial = pretrained_model.get_weights()
     members, scores = {}, {"pretrained": [], "scratch": []}
@@ -547,6 +625,19 @@ def run_news_writing(run, config: NewsWritingConfig, strategy, *, log_every_n_st
             print(f"news_writing: {key}: topic agreement {agreement['agreement']:.3f} over {len(chosen)} articles, "
                   f"distinct-2 {samplers[key]['distinct_2']:.3f}, repeated 4-grams "
                   f"{samplers[key]['repeated_4gram_rate']:.3f}", flush=True)
+    guided = guided_topic_agreement(models["pretrained"], tokenizer, articles["test"], classifier,
+                                    config.topic_guidance_scales, new_tokens, batch_size=config.generation_batch_size,
+                                    seed=config.generation_seed)
+    for scale, row in guided.items():
+        with open(run.file(f"generated_pretrained_{MAIN_SAMPLER}_guidance_{scale}.jsonl"), "w",
+                  encoding="utf-8") as file:
+            for index, body in enumerate(row.pop("bodies")):
+                file.write(json.dumps({"test_index": index, "prompt": prompts[index],
+                                       "negative_prompt": format_negative_prompt(articles["test"][index][1]),
+                                       "guidance_scale": row["guidance_scale"], "generated_body": body}) + "\n")
+        print(f"news_writing: pretrained/{MAIN_SAMPLER} with topic guidance {scale}: topic agreement "
+              f"{row['topic_agreement']:.3f}, distinct-2 {row['distinct_2']:.3f}, repeated 4-grams "
+              f"{row['repeated_4gram_rate']:.3f}", flush=True)
     speed = generation_speed(models["pretrained"], tokenizer, prompts[0], new_tokens=new_tokens)
     shown = subset[np.linspace(0, len(subset) - 1, min(3, len(subset))).round().astype(int)]
     write_examples(run.file("examples.md"), [(articles["test"][i], i) for i in shown], generated, new_tokens)
@@ -554,7 +645,8 @@ def run_news_writing(run, config: NewsWritingConfig, strategy, *, log_every_n_st
             "topic_classifier": {"name": "TF-IDF + LinearSVC on the BBC training bodies",
                                  "accuracy_on_real_test_bodies": real["agreement"]},
             "topic_sensitivity": sensitivity,
-            "samplers": samplers, "generation_new_tokens": new_tokens, "generation_speed": speed,
+            "samplers": samplers, "topic_guidance": guided, "generation_new_tokens": new_tokens,
+            "generation_speed": speed,
             "data": {name: len(items) for name, items in articles.items()},
             "pretrained_from": os.path.abspath(config.init_from)}
 
@@ -596,9 +688,12 @@ __all__ = [
     "encode_documents",
     "fine_tune",
     "format_article",
+    "format_negative_prompt",
     "format_prompt",
     "generate_articles",
     "generation_speed",
+    "guided_topic_agreement",
+    "load_articles",
     "load_pretrained_gpt",
     "parse_prompt",
     "run_news_writing",

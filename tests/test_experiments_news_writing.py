@@ -127,8 +127,8 @@ def test_news_writing_smoke_compares_pretrained_and_scratch_and_generates(pretra
     guided_text = experiment.main(["generate", "--run-dir", run_dir, "--topic", "sport", "--title", "Claxton wins gold",
                                    "--max-new-tokens", "8", "--seed", "3", "--topic-guidance", "1"])
     assert guided_text == text, "guidance scale 1 is plain decoding"
-    measured = experiment.main(["topic-guidance", "--run-dir", run_dir, "--scales", "1", "2"])
-    assert set(measured["scales"]) == {"1", "2"} and measured["scales"]["2"]["articles"] == 12
+    measured = experiment.main(["topic-guidance", "--run-dir", run_dir, "--scales", "2"])
+    assert set(measured["scales"]) == {"2"} and measured["scales"]["2"]["articles"] == 12
     with open(os.path.join(run_dir, "topic_guidance.json"), encoding="utf-8") as handle:
-        assert json.load(handle)["scales"]["1"]["topic_agreement"] == measured["scales"]["1"]["topic_agreement"]
+        assert json.load(handle)["scales"]["2"]["topic_agreement"] == measured["scales"]["2"]["topic_agreement"]
     assert "topic guidance" in capsys.readouterr().out

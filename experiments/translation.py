@@ -24,7 +24,7 @@ run with the same config; ``--resume <run dir> --max-minutes 120`` continues a f
 
 Example:
     python experiments/translation.py --max-minutes 55
-    python experiments/translation.py --schedule cosine --epochs 26 --max-minutes 58
+    python experiments/translation.py --schedule cosine --epochs 25 --max-minutes 59
     python experiments/translation.py --source de --target en --max-minutes 55
     python experiments/translation.py --preset smoke --output-dir /tmp/runs
 """

@@ -147,16 +147,15 @@ class GPTGeneration:
                     f"`negative_prompt_ids` must hold one prompt per prompt: {token_ids.shape[0]} prompts, "
                     f"{negative_ids.shape[0]} negative prompts."
                 )
-            # Both sets in one batch (prompts first), left-padded to the wider of the two arrays (so a batch of
-            # fixed-width arrays keeps one compiled loop).
+            # Both sets in one batch (prompts first). Both are left-padded already, so widening the narrower one
+            # with padding on the left keeps them so; a batch of fixed-width arrays keeps one compiled loop.
             width = max(token_ids.shape[1], negative_ids.shape[1])
-            rows = list(zip(token_ids, prompt_mask)) + list(zip(negative_ids, negative_mask))
-            token_ids = np.zeros((len(rows), width), dtype="int32")
-            prompt_mask = np.zeros((len(rows), width), dtype=bool)
-            for index, (ids, mask) in enumerate(rows):
-                real = ids[mask]
-                token_ids[index, width - len(real) :] = real
-                prompt_mask[index, width - len(real) :] = True
+
+            def widen(array):
+                return np.pad(array, ((0, 0), (width - array.shape[1], 0)))
+
+            token_ids = np.concatenate([widen(token_ids), widen(negative_ids)]).astype("int32")
+            prompt_mask = np.concatenate([widen(prompt_mask), widen(negative_mask)])
         prompt_length = token_ids.shape[1]
         if is_int(max_new_tokens) and max_new_tokens > 0:
             if prompt_length + max_new_tokens > self.config.max_sequence_length:

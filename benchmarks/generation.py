@@ -14,7 +14,7 @@ into the transformers model, so the table can also report how many generated tok
 weights the next-token distribution is nearly flat, so float rounding alone can flip a near-tie; a low
 agreement after the first divergence is not a bug by itself.)
 
-``--weight-dtypes`` adds llm_tf rows with weight-only bfloat16 / int8 decoding (``GPT.generate(weight_dtype=)``;
+``--weight-dtypes`` adds llm_tf rows with weight-only bfloat16 / float16 / int8 decoding (``GPT.generate(weight_dtype=)``;
 their quality cost on a trained model: ``benchmarks/weight_only_decoding.py``).
 
 Each implementation is warmed up once per batch size (compilation; for packed weights also the packing,
@@ -210,8 +210,8 @@ def main():
     parser.add_argument(
         "--weight-dtypes",
         nargs="+",
-        default=["float32", "bfloat16", "int8"],
-        choices=["float32", "bfloat16", "int8"],
+        default=["float32", "bfloat16", "float16", "int8"],
+        choices=["float32", "bfloat16", "float16", "int8"],
         help="llm_tf rows: float32 and weight-only decoding (float32 is always included, as the reference)",
     )
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS)

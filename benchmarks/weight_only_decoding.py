@@ -1,6 +1,6 @@
-"""What weight-only bfloat16 / int8 decoding costs in quality, on a real GPT and real text.
+"""What weight-only bfloat16 / float16 / int8 decoding costs in quality, on a real GPT and real text.
 
-``GPT.generate(weight_dtype="bfloat16" | "int8")`` reads each decoding step's weights in a smaller dtype
+``GPT.generate(weight_dtype="bfloat16" | "float16" | "int8")`` reads each decoding step's weights in a smaller dtype
 (activations and accumulation stay float32). This script measures its error against float32 decoding on a
 trained model, through ``GPT.decode_logits`` (the generation path, teacher-forced on real text):
 
@@ -96,16 +96,16 @@ def main():
           f"vocabulary {model.config.vocabulary_size}, {model.count_params() / 1e6:.1f}M parameters); "
           f"{len(token_ids)} BBC test articles × {context} tokens, {prompt} prefilled, {context - prompt} scored")
     logits = {dtype: model.decode_logits(token_ids, prompt, weight_dtype=dtype)
-              for dtype in ("float32", "bfloat16", "int8")}
+              for dtype in ("float32", "bfloat16", "float16", "int8")}
     forward = np.asarray(model(token_ids))[:, prompt - 1:-1]
     print(f"float32 generation path vs the forward pass: max |logit difference| "
           f"{np.abs(logits['float32'] - forward).max():.2e}; perplexity {np.exp(log_perplexity(forward, targets)):.2f}")
     greedy = {dtype: model.generate(token_ids[:, :prompt], context - prompt, weight_dtype=dtype)[:, prompt:]
-              for dtype in ("float32", "bfloat16", "int8")}
+              for dtype in ("float32", "bfloat16", "float16", "int8")}
     rows = [("| weights | max abs Δlogit (/ max abs logit) | mean abs Δlogit | top-1 agreement (teacher-forced) "
              "| perplexity (change) | greedy: same tokens, mean / shortest common prefix |"),
             "|---|---|---|---|---|---|"]
-    for dtype in ("float32", "bfloat16", "int8"):
+    for dtype in ("float32", "bfloat16", "float16", "int8"):
         figures = compare(logits["float32"], logits[dtype], targets)
         same, prefix, shortest = agreement(greedy[dtype], greedy["float32"])
         rows.append(

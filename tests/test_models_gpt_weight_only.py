@@ -1,8 +1,8 @@
-"""Weight-only bfloat16 / int8 decoding (``GPT.generate(weight_dtype=...)``) and the teacher-forced
+"""Weight-only bfloat16 / float16 / int8 decoding (``GPT.generate(weight_dtype=...)``) and the teacher-forced
 ``GPT.decode_logits`` that measures it.
 
 Documented tolerances (``GPT.generate``'s docstring and README): on a fixed model the logits of every
-decoding step stay within 1% (bfloat16) and 3% (int8) of the largest float32 logit.
+decoding step stay within 1% (bfloat16), 0.2% (float16) and 3% (int8) of the largest float32 logit.
 """
 
 import keras
@@ -15,7 +15,7 @@ from llm_tf.layers import fast_paths
 from llm_tf.models import GPT, GPTConfig
 
 RNG = np.random.default_rng(0)
-TOLERANCE = {"bfloat16": 0.01, "int8": 0.03}
+TOLERANCE = {"bfloat16": 0.01, "float16": 0.002, "int8": 0.03}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,23 @@ def test_pack_rows_bfloat16_keeps_the_rounded_values_exactly():
     assert np.abs(expected - rows).max() <= np.abs(rows).max() * 2.0**-8
 
 
+def test_pack_rows_float16_keeps_the_rounded_values_exactly():
+    rows = RNG.normal(size=(5, 7)).astype("float32")
+    rows[0, :6] = [0.0, -0.0, 3e-5, -6e-5, 2.0**-14, 65504.0]
+    rows[1, :3] = [1e5, -7e4, -(2.0**-14)]
+    packed = fast_paths.pack_rows(rows, "float16")
+    assert packed["float16_bits"].dtype == "int16"
+    unpacked = np.asarray(fast_paths.unpack_rows(packed))
+    # numpy's float16 rounding, after the documented clip to ±65504 and flush below the smallest normal
+    expected = np.clip(rows, -65504, 65504)
+    expected = np.where(np.abs(expected) < 2.0**-14, 0.0, expected).astype("float16").astype("float32")
+    np.testing.assert_array_equal(unpacked, expected)
+    np.testing.assert_array_equal(unpacked[0, :6], [0, 0, 0, 0, 2.0**-14, 65504])
+    np.testing.assert_array_equal(unpacked[1, :3], [65504, -65504, -(2.0**-14)])
+    ordinary = rows[2:]
+    assert 0 < np.abs(unpacked[2:] - ordinary).max() <= np.abs(ordinary).max() * 2.0**-11
+
+
 def test_pack_rows_int8_is_per_output_channel():
     rows = RNG.normal(size=(6, 9)).astype("float32") * np.array([[0.01], [1], [10], [0.5], [3], [1]], "float32")
     rows[3] = 0.0  # an all-zero row keeps scale 1
@@ -51,7 +68,7 @@ def test_pack_rows_int8_is_per_output_channel():
     assert (np.abs(quantized * scale[:, None] - rows) <= scale[:, None] / 2 + 1e-7).all()
 
 
-@pytest.mark.parametrize("weight_dtype", ["float32", "bfloat16", "int8"])
+@pytest.mark.parametrize("weight_dtype", ["float32", "bfloat16", "float16", "int8"])
 def test_packed_matmul_is_x_times_the_dequantized_rows(weight_dtype):
     rows = RNG.normal(size=(11, 8)).astype("float32")
     x = RNG.normal(size=(3, 8)).astype("float32")
@@ -61,7 +78,7 @@ def test_packed_matmul_is_x_times_the_dequantized_rows(weight_dtype):
     for result in (fast_paths.packed_matmul(x, packed), compiled(x, tf.constant(0))):
         np.testing.assert_allclose(np.asarray(result), x @ dequantized.T, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="weight_dtype"):
-        fast_paths.pack_rows(rows, "float16")
+        fast_paths.pack_rows(rows, "float8")
 
 
 @pytest.mark.parametrize("batch", [1, 2])
@@ -73,18 +90,21 @@ def test_decode_logits_in_float32_is_the_forward_pass(model, batch):
     np.testing.assert_allclose(model.decode_logits(token_ids, 10), expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("weight_dtype", ["bfloat16", "int8"])
+@pytest.mark.parametrize("weight_dtype", ["bfloat16", "float16", "int8"])
 def test_weight_only_decoding_stays_within_its_tolerance(model, weight_dtype):
     token_ids = RNG.integers(1, 300, size=(2, 40))
     reference = model.decode_logits(token_ids, 8)
     packed = model.decode_logits(token_ids, 8, weight_dtype=weight_dtype)
     error = np.abs(packed - reference).max()
     assert 0 < error <= TOLERANCE[weight_dtype] * np.abs(reference).max()
+    if weight_dtype == "float16":  # 3 more mantissa bits than bfloat16: a several times smaller error
+        bfloat16_error = np.abs(model.decode_logits(token_ids, 8, weight_dtype="bfloat16") - reference).max()
+        assert error < bfloat16_error / 3
     # The prefill keeps float32 weights: the first distribution (from the prompt alone) is unchanged.
     np.testing.assert_allclose(packed[:, 0], reference[:, 0], atol=1e-5)
 
 
-@pytest.mark.parametrize("weight_dtype", ["bfloat16", "int8"])
+@pytest.mark.parametrize("weight_dtype", ["bfloat16", "float16", "int8"])
 def test_generate_uses_the_packed_weights_it_is_asked_for(model, weight_dtype):
     """Greedy tokens from ``generate`` are the argmax of the same path's teacher-forced logits."""
     prompts = RNG.integers(1, 300, size=(2, 6))

@@ -19,17 +19,18 @@
 4. Packed decoding weights (``GPT.generate(weight_dtype=...)``, :func:`pack_rows`, :func:`packed_matmul`).
    At batch 1 a decoding step is a chain of matrix-vector products bound by reading the weights. XLA on
    CPU runs ``x · Wᵀ`` over ``(out, in)`` rows as a loop split over the cores when the rows come from an
-   elementwise conversion, and fuses that conversion into the loop, so rows stored in bfloat16 (half the
-   bytes) or int8 with one float32 scale per output channel (a quarter) are read in their small dtype while
-   activations and accumulation stay float32; float32 rows read this way use both cores where XLA's own
-   matrix-vector product uses one. GPT-2 small, 2 cores, per token: float32 kernels 21-25 ms, float32 rows
-   14 ms, bfloat16 11 ms, int8 6-8 ms. Three details make XLA keep that form inside the decoding loop
+   elementwise conversion, and fuses that conversion into the loop, so rows stored in bfloat16 or float16
+   (half the bytes) or int8 with one float32 scale per output channel (a quarter) are read in their small
+   dtype while activations and accumulation stay float32; float32 rows read this way use both cores where
+   XLA's own matrix-vector product uses one. GPT-2 small, 2 cores, per token: float32 kernels 21-25 ms,
+   float32 rows 14-18 ms, bfloat16 10-11 ms, float16 10.4 ms (a few more integer operations per weight than
+   bfloat16's single shift), int8 6-8 ms. Three details make XLA keep that form inside the decoding loop
    (each found in its optimized HLO): the conversion starts from a loop-dependent zero (else it is hoisted
    out of the loop, which then reads a float32 copy), a multiply follows the product (else a bias add turns
    it into a "dot + add" fusion that takes a re-laid-out operand), and the vector enters through a branch
    (else its LayerNorm or GELU is recomputed for every output row). At 2 rows or more the loop is slower than
-   XLA's matrix product, so float32 keeps the layers' kernels there. Weight-only bfloat16 / int8 change the
-   results; their error is measured (``benchmarks/weight_only_decoding.py``), not proved zero.
+   XLA's matrix product, so float32 keeps the layers' kernels there. Weight-only bfloat16 / float16 / int8
+   change the results; their error is measured (``benchmarks/weight_only_decoding.py``), not proved zero.
 """
 
 import itertools
@@ -135,21 +136,27 @@ def fused_projection(inputs, projections):
 
 
 #: ``weight_dtype`` values of :func:`decode_weights` (and of ``GPT.generate``).
-WEIGHT_DTYPES = ("float32", "bfloat16", "int8")
+WEIGHT_DTYPES = ("float32", "bfloat16", "float16", "int8")
 _INT8_MAX = 127.0
+_FLOAT16_MAX = 65504.0  # the largest finite float16
+_FLOAT16_SMALLEST_NORMAL = 2.0**-14
 
 
 def pack_rows(rows, weight_dtype):
     """A matrix stored as ``(out, in)`` rows for :func:`packed_matmul`, in ``weight_dtype``.
 
     ``"bfloat16"`` rounds each weight to bfloat16 (kept as its 16 raw bits in int16, see :func:`unpack_rows`).
+    ``"float16"`` rounds each weight to float16: the same bytes as bfloat16 with 3 more mantissa bits (an
+    8× smaller rounding error), but a narrower range, so magnitudes above 65504 are clipped to it and those
+    below float16's smallest normal number (6.1e-5) are stored as 0 (an absolute error of at most 6.1e-5; the
+    conversion back to float32 then never meets a denormal, whatever the CPU's flush-to-zero mode).
     ``"int8"`` is symmetric per-output-channel quantization: ``scale_o = max_i |W_oi| / 127`` and
     ``q_oi = round(W_oi / scale_o)`` in ``[-127, 127]``, so ``W_oi ≈ q_oi · scale_o`` with an error of at
     most ``scale_o / 2`` (an all-zero row keeps scale 1). ``"float32"`` keeps the values (transposed).
 
     Returns:
-        ``{"float32_rows" | "bfloat16_bits" | "int8_rows": (out, in) tensor}``, plus ``"scale"`` ``(out,)``
-        float32 for int8.
+        ``{"float32_rows" | "bfloat16_bits" | "float16_bits" | "int8_rows": (out, in) tensor}``, plus
+        ``"scale"`` ``(out,)`` float32 for int8.
     """
     check_choice("weight_dtype", weight_dtype, WEIGHT_DTYPES)
     rows = ops.stop_gradient(ops.cast(rows, "float32"))  # a decoding copy: never part of a gradient
@@ -159,6 +166,11 @@ def pack_rows(rows, weight_dtype):
         # Flattened and reshaped so the bits are viewed from a contiguous array (PyTorch views only those).
         contiguous = ops.reshape(ops.reshape(ops.cast(rows, "bfloat16"), (-1,)), ops.shape(rows))
         return {"bfloat16_bits": ops.view(contiguous, "int16")}
+    if weight_dtype == "float16":
+        clipped = ops.clip(rows, -_FLOAT16_MAX, _FLOAT16_MAX)
+        normal = ops.where(ops.abs(clipped) < _FLOAT16_SMALLEST_NORMAL, ops.zeros_like(clipped), clipped)
+        contiguous = ops.reshape(ops.reshape(ops.cast(normal, "float16"), (-1,)), ops.shape(rows))
+        return {"float16_bits": ops.view(contiguous, "int16")}
     largest = ops.max(ops.abs(rows), axis=1)
     scale = ops.where(largest > 0, largest / _INT8_MAX, ops.ones_like(largest))
     quantized = ops.clip(ops.round(rows / scale[:, None]), -_INT8_MAX, _INT8_MAX)
@@ -177,10 +189,26 @@ def unpack_rows(packed, loop_zero=0):
         return packed["float32_rows"] + ops.cast(loop_zero, "float32")
     if "int8_rows" in packed:
         return ops.cast(packed["int8_rows"] + ops.cast(loop_zero, "int8"), "float32")
+    if "float16_bits" in packed:
+        return _float16_bits_to_float32(packed["float16_bits"] + ops.cast(loop_zero, "int16"))
     # bfloat16 → float32 is exact: its 16 bits are the high half of the float32's. (int16, not uint16: every
     # backend has it; the sign extension of the int32 cast is shifted out.)
     bits = ops.cast(packed["bfloat16_bits"] + ops.cast(loop_zero, "int16"), "int32")
     return ops.view(ops.left_shift(bits, np.int32(16)), "float32")
+
+
+def _float16_bits_to_float32(bits):
+    """float16 values given as their int16 bits → float32, exactly, for zero and normal numbers.
+
+    The 15 magnitude bits shifted left by 13 land in a float32's exponent and mantissa fields: a float32 of
+    the same mantissa whose exponent is float16's minus 112 (float16's bias 15 against float32's 127), so
+    multiplying it by 2^112 (exact: a power of two) gives the float16's value; the sign bit moves to bit 31.
+    Elementwise integer operations that XLA fuses into the product's loop, like bfloat16's shift.
+    """
+    bits = ops.cast(bits, "int32")  # sign-extended: bit 15 is the sign, and stays set in bit 15
+    magnitude = ops.left_shift(ops.bitwise_and(bits, np.int32(0x7FFF)), np.int32(13))
+    sign = ops.left_shift(ops.bitwise_and(bits, np.int32(0x8000)), np.int32(16))
+    return ops.view(ops.bitwise_or(magnitude, sign), "float32") * np.float32(2.0**112)
 
 
 def packed_matmul(x, packed, loop_zero=0):
@@ -223,7 +251,7 @@ def decode_weights(blocks, use_bias, packed_dtype=None):
         use_bias: whether the projections have biases.
         packed_dtype: ``None``: the layers' own kernels, with Q, K and V concatenated into one ``(d, 3·d)``
             matrix (one matrix-vector product instead of three); runs inside the compiled loop, before it.
-            ``"float32"``, ``"bfloat16"`` or ``"int8"``: the four projections of every block (Q/K/V,
+            ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"int8"``: the four projections of every block (Q/K/V,
             attention output, both feed-forward layers) as :func:`pack_rows` ``(out, in)`` rows for
             :func:`packed_matmul`; biases, norms and caches stay in the compute dtype.
     """

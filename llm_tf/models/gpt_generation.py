@@ -101,16 +101,17 @@ class GPTGeneration:
             padding_mask: ``(batch, prompt_length)``, True for real prompt tokens (contiguous).
             weight_dtype: weights read by each new token's step: ``"float32"`` (the model's values:
                 equal to its forward pass up to float rounding), or weight-only ``"bfloat16"`` /
-                ``"int8"`` (per-output-channel scales) for the projections of every block and the output
-                head, with activations, accumulation and the key/value caches in float32 (see
-                :mod:`llm_tf.layers.fast_paths`); the prompt's prefill always uses float32. Packed weights
-                (bfloat16, int8, and float32 at up to :attr:`PACKED_FLOAT32_MAX_ROWS` rows) are made once
-                and cached while the model's weights are unchanged; they cost extra memory (float32: the
-                size of the model, bfloat16 half, int8 a quarter). At batch 1 on a CPU (GPT-2 small, 2
-                cores) bfloat16 / int8 run 1.6× / 2.1× faster than float32 (1.9× / 2.6× the float32 loop
-                over the layers' kernels that larger batches use); at batch 8 float32 is faster. Their quality cost on a trained model (logit
-                differences, perplexity, greedy agreement) is measured by
-                ``benchmarks/weight_only_decoding.py`` and recorded in README.
+                ``"float16"`` / ``"int8"`` (per-output-channel scales) for the projections of every block
+                and the output head, with activations, accumulation and the key/value caches in float32
+                (see :mod:`llm_tf.layers.fast_paths`); the prompt's prefill always uses float32. float16
+                reads the same bytes as bfloat16 with an 8× finer rounding (|weights| above 65504 are
+                clipped, below 6.1e-5 stored as 0). Packed weights (bfloat16, float16, int8, and float32 at
+                up to :attr:`PACKED_FLOAT32_MAX_ROWS` rows) are made once and cached while the model's
+                weights are unchanged; they cost extra memory (float32: the size of the model, bfloat16 and
+                float16 half, int8 a quarter). At batch 1 on a CPU (GPT-2 small, 2 cores) bfloat16 /
+                float16 / int8 run 1.7× / 1.6× / 2.2× faster than float32; at batch 8 float32 is faster.
+                Their quality cost on a trained model (logit differences, perplexity, greedy agreement) is
+                measured by ``benchmarks/weight_only_decoding.py`` and recorded in README.
             negative_prompt_ids: prompts for classifier-free guidance (Sanchez et al. 2023, "Stay on topic with
                 classifier-free guidance"), one per prompt, in any form ``prompt_ids`` takes (e.g. the prompt
                 without the condition to stress). Each step scores the next token under both prompts and
@@ -189,8 +190,8 @@ class GPTGeneration:
         The first ``prompt_length`` tokens of each row are prefilled, then the remaining tokens are fed
         one by one through the cached single-token step (with ``weight_dtype``'s weights), as if
         :meth:`generate` had produced them. With ``"float32"`` this equals the forward pass
-        (``model(token_ids)[:, prompt_length - 1 : -1]``, to float rounding); with ``"bfloat16"`` or
-        ``"int8"`` it measures their error on real text (logit differences, perplexity).
+        (``model(token_ids)[:, prompt_length - 1 : -1]``, to float rounding); with ``"bfloat16"``,
+        ``"float16"`` or ``"int8"`` it measures their error on real text (logit differences, perplexity).
 
         Args:
             token_ids: int ``(batch, length)`` without padding, ``length <= max_sequence_length``.
@@ -278,8 +279,8 @@ class GPTGeneration:
             fast_paths.decode_weights(self.blocks, self.config.use_bias, weight_dtype),
             fast_paths.output_rows(self.lm_head, self.embedding.token_embeddings, weight_dtype),
         )
-        # One packed copy per dtype in use (float32 rows: the model's size again, bfloat16 half, int8 a
-        # quarter); stale copies of other dtypes are dropped.
+        # One packed copy per dtype in use (float32 rows: the model's size again, bfloat16 / float16 half,
+        # int8 a quarter); stale copies of other dtypes are dropped.
         self._packed_weights = {
             dtype: entry for dtype, entry in self._packed_weights.items() if np.array_equal(entry[0], checksum)
         }

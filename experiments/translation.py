@@ -76,6 +76,7 @@ class TranslationConfig(ExperimentConfig):
     num_beams: int = 5
     length_penalty: float = 0.6
     decode_batch_size: int = 50
+    precision: str = "float32"  # --precision: "mixed_bfloat16" computes in bfloat16 (TensorFlow's oneDNN kernels)
     seed: int = 0
 
     def validate(self):
@@ -116,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args) -> TranslationConfig:
-    overrides = flag_overrides(vars(args), TranslationConfig, skip=("preset", "data_dir", "seed"))
-    overrides.update(data_dir=default_data_dir(args.data_dir), seed=args.seed, preset=args.preset)
+    overrides = flag_overrides(vars(args), TranslationConfig, skip=("preset", "data_dir", "seed", "precision"))
+    overrides.update(data_dir=default_data_dir(args.data_dir), seed=args.seed, preset=args.preset,
+                     precision=args.precision)
     return apply_overrides(TranslationConfig(**PRESET_VALUES[args.preset]), overrides)
 
 
@@ -132,10 +134,12 @@ def main(argv=None) -> dict:
     from llm_tf.tasks.runs import open_run
     from llm_tf.text import load_tokenizer
 
-    training.setup_training(strategy=args.strategy, seed=config.seed, deterministic=args.deterministic)
     run, saved = open_run(f"translation_{config.source}_{config.target}", args.runs_root, config.to_dict(),
                           resume=args.resume)
-    config = TranslationConfig.from_dict(saved)
+    config = TranslationConfig.from_dict(saved)  # a resumed run keeps its saved recipe and precision
+    strategy = training.setup_training(strategy=args.strategy, num_cpu_devices=args.num_cpu_devices,
+                                       precision=config.precision, seed=config.seed,
+                                       deterministic=args.deterministic)
     print(f"run directory: {run.path}", flush=True)
     pairs = load_multi30k(config.data_dir, source_language=config.source, target_language=config.target)
     train_sources, train_targets = pairs.train.sources, pairs.train.targets
@@ -158,10 +162,13 @@ def main(argv=None) -> dict:
 
     train_batches = batches(train_sources, train_targets, config.seed)
     val_batches = batches(pairs.validation.sources, pairs.validation.targets, 0)
-    model = s2s.build_translation_model(tokenizer.vocabulary_size, config.max_length, config.hidden_dim,
-                                        config.num_layers, config.num_heads, config.intermediate_dim, config.dropout)
-    s2s.compile_translation_model(model, config.warmup_steps, config.learning_rate_scale, config.label_smoothing,
-                                  schedule=config.schedule, total_steps=config.epochs * len(train_batches))
+    with strategy.scope():
+        model = s2s.build_translation_model(tokenizer.vocabulary_size, config.max_length, config.hidden_dim,
+                                            config.num_layers, config.num_heads, config.intermediate_dim,
+                                            config.dropout)
+        s2s.compile_translation_model(model, config.warmup_steps, config.learning_rate_scale,
+                                      config.label_smoothing, schedule=config.schedule,
+                                      total_steps=config.epochs * len(train_batches))
 
     def greedy(texts):
         return s2s.translate(model, tokenizer, texts, batch_size=config.decode_batch_size)[0]
@@ -176,7 +183,7 @@ def main(argv=None) -> dict:
         model, s2s.epoch_batches_fn(train_batches, config.seed), s2s.epoch_batches_fn(val_batches, 0)(0),
         epochs=config.epochs, run_dir=run, callbacks=[bleu_callback, timeline, s2s.EpochCheckpoints(
             average_dir, keep=config.average_last), budget], log_every_n_steps=args.log_every_n_steps,
-        backup_every_n_steps=args.backup_every_n_steps, tensorboard=False, verbose=2)
+        backup_every_n_steps=args.backup_every_n_steps, tensorboard=False, verbose=2, strategy=strategy)
 
     checkpoints = s2s.saved_checkpoints(average_dir)[-config.average_last:]
     if checkpoints:  # the mean of the last N epochs' weights (also after "already_completed")

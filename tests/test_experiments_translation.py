@@ -22,6 +22,9 @@ def test_help_and_presets(capsys):
     changed = experiment.config_from_args(experiment.build_parser().parse_args(
         ["--preset", "smoke", "--source", "de", "--target", "en", "--epochs", "3"]))
     assert (changed.source, changed.target, changed.epochs, changed.hidden_dim) == ("de", "en", 3, 32)
+    assert full.precision == "float32"  # --precision is part of the saved recipe (a resumed run keeps it)
+    bfloat16 = experiment.config_from_args(experiment.build_parser().parse_args(["--precision", "mixed_bfloat16"]))
+    assert bfloat16.precision == "mixed_bfloat16"
     with pytest.raises(ValueError, match="source"):
         experiment.config_from_args(experiment.build_parser().parse_args(["--target", "en"]))
 

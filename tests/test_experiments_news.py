@@ -36,7 +36,8 @@ def test_help_lists_the_data_model_and_common_flags(capsys):
 def test_full_preset_is_the_recipe_and_flags_override_it():
     full = experiment.PRESETS["full"]
     recipe = (full.num_layers, full.hidden_dim, full.pooling, full.max_sequence_length, full.epochs, full.seeds)
-    assert recipe == (2, 128, "mean", 512, 8, [0, 1, 2])
+    assert recipe == (2, 128, "mean", 512, 5, [0, 1, 2])
+    assert (full.bucket_by_length, full.attention_dropout) == (True, 0.0)
     assert (full.train_windows, full.eval_windows) == ("head_tail", "head_tail")
     assert type(full).from_json(full.to_json()) == full
 

@@ -38,6 +38,9 @@ def test_full_preset_is_the_recipe_and_flags_override_it():
     recipe = (full.num_layers, full.hidden_dim, full.pooling, full.max_sequence_length, full.epochs, full.seeds)
     assert recipe == (2, 128, "mean", 512, 5, [0, 1, 2])
     assert (full.bucket_by_length, full.attention_dropout) == (True, 0.0)
+    before = experiment.config_from_args(experiment.build_parser().parse_args(
+        ["--no-bucket-by-length", "--attention-dropout", "0.1", "--epochs", "8"]))  # the preset before 2026-12-04
+    assert (before.bucket_by_length, before.attention_dropout, before.epochs) == (False, 0.1, 8)
     assert (full.train_windows, full.eval_windows) == ("head_tail", "head_tail")
     assert type(full).from_json(full.to_json()) == full
 

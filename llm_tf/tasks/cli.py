@@ -400,8 +400,9 @@ def add_classification_arguments(parser: argparse.ArgumentParser, data_formats: 
     model.add_argument("--init-from", default=None,
                        help="fine-tune from a pretraining run directory (experiments/pretrain.py) or a Hugging Face "
                        "BERT folder: its tokenizer, architecture and sequence length are used")
-    model.add_argument("--bucket-by-length", action="store_true", default=None,
-                       help="batch training texts of similar length, each batch cut to its longest (short texts)")
+    model.add_argument("--bucket-by-length", action=argparse.BooleanOptionalAction, default=None,
+                       help="batch training texts of similar length, each batch cut to its longest "
+                       "(--no-bucket-by-length: fixed-length batches)")
     model.add_argument("--norm-first", action="store_true", default=None,
                        help="a pre-norm encoder (as the pretraining default); with --init-from it comes from the model")
     model.add_argument("--layer-decay", type=float, default=None,

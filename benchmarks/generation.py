@@ -50,6 +50,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _machine import machine_line  # noqa: E402
 
+from llm_tf.layers.fast_paths import WEIGHT_DTYPES  # noqa: E402
 from llm_tf.models import GPT, GPTConfig  # noqa: E402
 
 PEERS = ("keras_hub", "transformers")
@@ -210,8 +211,8 @@ def main():
     parser.add_argument(
         "--weight-dtypes",
         nargs="+",
-        default=["float32", "bfloat16", "float16", "int8"],
-        choices=["float32", "bfloat16", "float16", "int8"],
+        default=list(WEIGHT_DTYPES),
+        choices=WEIGHT_DTYPES,
         help="llm_tf rows: float32 and weight-only decoding (float32 is always included, as the reference)",
     )
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS)

@@ -69,6 +69,7 @@ def main():
 
     import llm_tf.models  # noqa: F401
     from llm_tf.datasets import load_bbc_news
+    from llm_tf.layers.fast_paths import WEIGHT_DTYPES
     from llm_tf.tasks.news_writing import TOKENIZER_DIR, bbc_articles, format_article
     from llm_tf.text import load_tokenizer
 
@@ -96,16 +97,16 @@ def main():
           f"vocabulary {model.config.vocabulary_size}, {model.count_params() / 1e6:.1f}M parameters); "
           f"{len(token_ids)} BBC test articles × {context} tokens, {prompt} prefilled, {context - prompt} scored")
     logits = {dtype: model.decode_logits(token_ids, prompt, weight_dtype=dtype)
-              for dtype in ("float32", "bfloat16", "float16", "int8")}
+              for dtype in WEIGHT_DTYPES}
     forward = np.asarray(model(token_ids))[:, prompt - 1:-1]
     print(f"float32 generation path vs the forward pass: max |logit difference| "
           f"{np.abs(logits['float32'] - forward).max():.2e}; perplexity {np.exp(log_perplexity(forward, targets)):.2f}")
     greedy = {dtype: model.generate(token_ids[:, :prompt], context - prompt, weight_dtype=dtype)[:, prompt:]
-              for dtype in ("float32", "bfloat16", "float16", "int8")}
+              for dtype in WEIGHT_DTYPES}
     rows = [("| weights | max abs Δlogit (/ max abs logit) | mean abs Δlogit | top-1 agreement (teacher-forced) "
              "| perplexity (change) | greedy: same tokens, mean / shortest common prefix |"),
             "|---|---|---|---|---|---|"]
-    for dtype in ("float32", "bfloat16", "float16", "int8"):
+    for dtype in WEIGHT_DTYPES:
         figures = compare(logits["float32"], logits[dtype], targets)
         same, prefix, shortest = agreement(greedy[dtype], greedy["float32"])
         rows.append(

@@ -117,9 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args) -> TranslationConfig:
-    overrides = flag_overrides(vars(args), TranslationConfig, skip=("preset", "data_dir", "seed", "precision"))
-    overrides.update(data_dir=default_data_dir(args.data_dir), seed=args.seed, preset=args.preset,
-                     precision=args.precision)
+    overrides = flag_overrides(vars(args), TranslationConfig, skip=("preset", "data_dir", "seed"))
+    overrides.update(data_dir=default_data_dir(args.data_dir), seed=args.seed, preset=args.preset)
     return apply_overrides(TranslationConfig(**PRESET_VALUES[args.preset]), overrides)
 
 

@@ -163,18 +163,22 @@ def pack_rows(rows, weight_dtype):
     if weight_dtype == "float32":
         return {"float32_rows": rows}
     if weight_dtype == "bfloat16":
-        # Flattened and reshaped so the bits are viewed from a contiguous array (PyTorch views only those).
-        contiguous = ops.reshape(ops.reshape(ops.cast(rows, "bfloat16"), (-1,)), ops.shape(rows))
-        return {"bfloat16_bits": ops.view(contiguous, "int16")}
+        return {"bfloat16_bits": _int16_bits(rows, "bfloat16")}
     if weight_dtype == "float16":
         clipped = ops.clip(rows, -_FLOAT16_MAX, _FLOAT16_MAX)
         normal = ops.where(ops.abs(clipped) < _FLOAT16_SMALLEST_NORMAL, ops.zeros_like(clipped), clipped)
-        contiguous = ops.reshape(ops.reshape(ops.cast(normal, "float16"), (-1,)), ops.shape(rows))
-        return {"float16_bits": ops.view(contiguous, "int16")}
+        return {"float16_bits": _int16_bits(normal, "float16")}
     largest = ops.max(ops.abs(rows), axis=1)
     scale = ops.where(largest > 0, largest / _INT8_MAX, ops.ones_like(largest))
     quantized = ops.clip(ops.round(rows / scale[:, None]), -_INT8_MAX, _INT8_MAX)
     return {"int8_rows": ops.cast(quantized, "int8"), "scale": scale}
+
+
+def _int16_bits(values, dtype):
+    """``values`` rounded to the 16-bit float ``dtype``, returned as their raw bits in int16."""
+    # Flattened and reshaped so the bits are viewed from a contiguous array (PyTorch views only those).
+    contiguous = ops.reshape(ops.reshape(ops.cast(values, dtype), (-1,)), ops.shape(values))
+    return ops.view(contiguous, "int16")
 
 
 def unpack_rows(packed, loop_zero=0):

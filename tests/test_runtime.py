@@ -1,0 +1,77 @@
+"""The tuned-malloc re-execution of the experiment scripts (``llm_tf.runtime``)."""
+
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from llm_tf import runtime
+
+TUNED = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295"
+
+
+def test_environment_adds_every_tunable_to_an_empty_environment():
+    environment = runtime.tuned_malloc_environment({"PATH": "/bin"})
+    assert environment == {"PATH": "/bin", "GLIBC_TUNABLES": TUNED}
+
+
+def test_environment_keeps_the_users_tunables_and_values():
+    environment = runtime.tuned_malloc_environment(
+        {"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2:glibc.malloc.arena_max=4"})
+    assert environment["GLIBC_TUNABLES"] == (
+        "glibc.cpu.hwcaps=-AVX2:glibc.malloc.arena_max=4:glibc.malloc.mmap_max=0:"
+        "glibc.malloc.trim_threshold=4294967295")
+
+
+def test_no_reexecution_when_everything_is_set_or_when_opted_out():
+    assert runtime.tuned_malloc_environment({"GLIBC_TUNABLES": TUNED}) is None
+    assert runtime.tuned_malloc_environment({"LLM_TF_MALLOC_TUNING": "0"}) is None
+    # any other value keeps the tuning on
+    assert runtime.tuned_malloc_environment({"LLM_TF_MALLOC_TUNING": "1"})["GLIBC_TUNABLES"] == TUNED
+
+
+# A process that frees a 64 MiB block and allocates it again: with glibc's defaults the block is a fresh mmap
+# each time (16,384 page faults to touch it again); under the tuned settings it is reused from the heap.
+PROBE = textwrap.dedent("""
+    import ctypes, os, resource, sys
+    from llm_tf.runtime import reexec_with_tuned_malloc
+    reexec_with_tuned_malloc()
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    size = 64 << 20
+    def touch_fresh_block():
+        block = libc.malloc(size)
+        ctypes.memset(block, 1, size)
+        libc.free(block)
+    touch_fresh_block()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    touch_fresh_block()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    print(os.environ.get("GLIBC_TUNABLES"), faults, sys.argv[1:])
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="glibc tunables exist on Linux with glibc only")
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_reexecution_keeps_large_blocks_mapped(tmp_path, opt_out):
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("GLIBC_TUNABLES", "LLM_TF_MALLOC_TUNING")}
+    if opt_out:
+        environment["LLM_TF_MALLOC_TUNING"] = "0"
+    completed = subprocess.run([sys.executable, str(probe), "--flag", "value"], env=environment,
+                               capture_output=True, text=True, timeout=60, check=True)
+    tunables, faults, argv = completed.stdout.split(" ", 2)
+    assert argv.strip() == "['--flag', 'value']"  # the same command line after re-execution
+    if opt_out:
+        assert tunables == "None"
+        assert int(faults) > 8000
+    else:
+        assert tunables == TUNED
+        assert int(faults) < 1000

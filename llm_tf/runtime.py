@@ -8,7 +8,8 @@ again each step: ~32,000 page faults and 0.3 of the 2 cores in the kernel per st
 
 Serving everything from one arena, never with ``mmap`` and never trimmed (``MALLOC_TUNABLES``) keeps that memory
 mapped between steps: the same steps ran 1.21× (float32) and 1.23× (bfloat16) faster with ~10 page faults per
-step and the same peak memory (AMD EPYC, 2 cores). glibc reads its tunables once, when the process starts, so
+step and the same peak memory (AMD EPYC, 2 cores). Steps compiled by XLA manage their own buffers and run at the
+same speed either way (the causal-LM pretraining step was measured). glibc reads its tunables once, when the process starts, so
 the experiment scripts re-execute themselves under them (:func:`reexec_with_tuned_malloc`) before TensorFlow is
 imported. Set ``LLM_TF_MALLOC_TUNING=0`` to opt out; tunables the user already set in ``GLIBC_TUNABLES`` win.
 """

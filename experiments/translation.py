@@ -25,6 +25,7 @@ run with the same config; ``--resume <run dir> --max-minutes 120`` continues a f
 Example:
     python experiments/translation.py --max-minutes 55
     python experiments/translation.py --schedule cosine --epochs 25 --max-minutes 59
+    python experiments/translation.py --precision mixed_bfloat16 --schedule cosine --epochs 38 --max-minutes 59
     python experiments/translation.py --source de --target en --max-minutes 55
     python experiments/translation.py --preset smoke --output-dir /tmp/runs
 """

@@ -54,9 +54,13 @@ def reexec_with_tuned_malloc() -> None:
     """Re-execute this Python process under :data:`MALLOC_TUNABLES` (Linux with glibc only; else a no-op).
 
     Call it first thing in a script's ``if __name__ == "__main__":`` block, before TensorFlow is imported: it
-    replaces the process (same interpreter, same command line) and returns only when nothing needs to change.
+    replaces the process (same interpreter, same command line) and returns only when nothing needs to change,
+    or inside IPython / Jupyter (``%run script.py`` also runs it as ``__main__``; replacing the process there
+    would end the kernel).
     """
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return
+    if "IPython" in sys.modules or "ipykernel" in sys.modules:
         return
     environment = tuned_malloc_environment(os.environ)
     if environment is None:

@@ -36,8 +36,10 @@ def test_no_reexecution_when_everything_is_set_or_when_opted_out():
 # A process that frees a 64 MiB block and allocates it again: with glibc's defaults the block is a fresh mmap
 # each time (16,384 page faults to touch it again); under the tuned settings it is reused from the heap.
 PROBE = textwrap.dedent("""
-    import ctypes, os, resource, sys
+    import ctypes, os, resource, sys, types
     from llm_tf.runtime import reexec_with_tuned_malloc
+    if "--as-if-in-ipython" in sys.argv:
+        sys.modules["IPython"] = types.ModuleType("IPython")
     reexec_with_tuned_malloc()
     libc = ctypes.CDLL(None)
     libc.malloc.restype = ctypes.c_void_p
@@ -57,19 +59,22 @@ PROBE = textwrap.dedent("""
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
                     reason="glibc tunables exist on Linux with glibc only")
-@pytest.mark.parametrize("opt_out", [False, True])
-def test_reexecution_keeps_large_blocks_mapped(tmp_path, opt_out):
+@pytest.mark.parametrize("untuned", [None, "opted out", "in IPython"])
+def test_reexecution_keeps_large_blocks_mapped(tmp_path, untuned):
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("GLIBC_TUNABLES", "LLM_TF_MALLOC_TUNING")}
-    if opt_out:
+    flags = ["--flag", "value"]
+    if untuned == "opted out":
         environment["LLM_TF_MALLOC_TUNING"] = "0"
-    completed = subprocess.run([sys.executable, str(probe), "--flag", "value"], env=environment,
+    elif untuned == "in IPython":  # `%run script.py` in a kernel: never replace the kernel's process
+        flags.append("--as-if-in-ipython")
+    completed = subprocess.run([sys.executable, str(probe), *flags], env=environment,
                                capture_output=True, text=True, timeout=60, check=True)
     tunables, faults, argv = completed.stdout.split(" ", 2)
-    assert argv.strip() == "['--flag', 'value']"  # the same command line after re-execution
-    if opt_out:
+    assert argv.strip() == repr(flags)  # the same command line after re-execution
+    if untuned:
         assert tunables == "None"
         assert int(faults) > 8000
     else:

@@ -4,14 +4,15 @@ Why: by default glibc serves every allocation above its mmap threshold (at most 
 returns it with ``munmap`` when freed, and TensorFlow's worker threads allocate from per-thread arenas that are
 trimmed back to the kernel. A training step that allocates and frees the same large tensors every step (the
 translation model's logits and their gradient are 2,048 × 8,000 floats) then faults in and zeroes the same memory
-again each step: ~32,000 page faults and 0.3 of the 2 cores in the kernel per step, measured on the translation step.
+again each step: ~32,000 page faults and 0.3 of the 2 cores in the kernel per translation step.
 
 Serving everything from one arena, never with ``mmap`` and never trimmed (``MALLOC_TUNABLES``) keeps that memory
 mapped between steps: the same steps ran 1.21× (float32) and 1.23× (bfloat16) faster with ~10 page faults per
 step and the same peak memory (AMD EPYC, 2 cores). Steps compiled by XLA manage their own buffers and run at the
-same speed either way (the causal-LM pretraining step was measured). glibc reads its tunables once, when the process starts, so
-the experiment scripts re-execute themselves under them (:func:`reexec_with_tuned_malloc`) before TensorFlow is
-imported. Set ``LLM_TF_MALLOC_TUNING=0`` to opt out; tunables the user already set in ``GLIBC_TUNABLES`` win.
+same speed either way (the causal-LM pretraining step was measured), as do steps without large tensors (the news
+classifier, the masked-LM step). glibc reads its tunables once, when the process starts, so the experiment
+scripts re-execute themselves under them (:func:`reexec_with_tuned_malloc`) before TensorFlow is imported. Set
+``LLM_TF_MALLOC_TUNING=0`` to opt out; tunables the user already set in ``GLIBC_TUNABLES`` win.
 """
 
 from __future__ import annotations

@@ -48,8 +48,7 @@ from __future__ import annotations
 
 from llm_tf.runtime import reexec_with_tuned_malloc
 
-if __name__ == "__main__":
-    reexec_with_tuned_malloc()  # first, before TensorFlow loads: glibc reads its malloc tunables at process start
+reexec_with_tuned_malloc(__name__)  # first, before TensorFlow loads: glibc reads its malloc tunables at process start
 
 import argparse
 import os

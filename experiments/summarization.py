@@ -46,8 +46,7 @@ from __future__ import annotations
 
 from llm_tf.runtime import reexec_with_tuned_malloc
 
-if __name__ == "__main__":
-    reexec_with_tuned_malloc()  # first, before TensorFlow loads: glibc reads its malloc tunables at process start
+reexec_with_tuned_malloc(__name__)  # first, before TensorFlow loads: glibc reads its malloc tunables at process start
 
 import argparse
 import dataclasses
@@ -190,13 +189,8 @@ def run_bbc(config, data_dir, run, verbose, log_every_n_steps=50, backup_every_n
     training_s = time.perf_counter() - started
     model = S.load_scorer(scorer_dir.last_model)
 
-    # The budget: the learned ratio or the best fixed k, chosen by validation ROUGE-2 F.
     validation_scores = S.predict_scores(model, validation, arrays["validation"])
-    budgets = {"ratio": {"ratio": ratio}, **{f"k={k}": {"k": k} for k in range(2, 21)}}
-    budget_table = {name: S.validation_rouge2(validation, S.summarize(validation, validation_scores, **b))
-                    for name, b in budgets.items()}
-    budget_name = max(budget_table, key=budget_table.get)
-    budget = budgets[budget_name]
+    budget_name, budget, budget_table = S.choose_budget(validation, validation_scores, ratio)
 
     started = time.perf_counter()
     scores = {"scorer": S.predict_scores(model, test, arrays["test"])}
@@ -252,19 +246,6 @@ def run_abstractive(config, train, validation, test, run, verbose, log_every_n_s
     return generated, {**info, "config": dataclasses.asdict(model_config)}
 
 
-def write_examples(path, documents, selections, abstractive=None, count=3):
-    lines = []
-    for k, (document, chosen) in enumerate(list(zip(documents, selections))[:count]):
-        columns = ["<br>".join(document.sentences[i] for i in chosen)]
-        columns += [abstractive[k].replace("\n", "<br>")] if abstractive else []
-        columns.append("<br>".join(document.reference_sentences))
-        header = "| model summary |" + (" abstractive (beam) |" if abstractive else "") + " reference |"
-        lines += [f"## {document.identifier}", "", header, "|---" * len(columns) + "|",
-                  "| " + " | ".join(c.replace("|", "/") for c in columns) + " |", ""]
-    with open(path, "w", encoding="utf-8") as file:
-        file.write("\n".join(lines))
-
-
 def main(argv=None):
     args = parse_args(argv)
     values = vars(args)
@@ -283,7 +264,7 @@ def main(argv=None):
     else:
         documents, results, extra = run_bbc(config, data_dir, run, args.verbose,
                                              args.log_every_n_steps, args.backup_every_n_steps)
-        write_examples(run.file("examples.md"), documents, extra["selections"], extra.get("abstractive_examples"))
+        S.write_examples(run.file("examples.md"), documents, extra["selections"], extra.get("abstractive_examples"))
     wall = time.perf_counter() - started
     table = format_table(["method"] + [f"{t} F [95% CI]" for t in ROUGE_TYPES],
                          [rouge_row(name, report) for name, report in results.items()])

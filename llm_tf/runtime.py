@@ -51,14 +51,20 @@ def tuned_malloc_environment(environ: Mapping[str, str]) -> dict[str, str] | Non
     return {**environ, "GLIBC_TUNABLES": ":".join(existing + missing)}
 
 
-def reexec_with_tuned_malloc() -> None:
+def reexec_with_tuned_malloc(module_name: str = "__main__") -> None:
     """Re-execute this Python process under :data:`MALLOC_TUNABLES` (Linux with glibc only; else a no-op).
 
-    Call it first thing in a script's ``if __name__ == "__main__":`` block, before TensorFlow is imported: it
-    replaces the process (same interpreter, same command line) and returns only when nothing needs to change,
-    or inside IPython / Jupyter (``%run script.py`` also runs it as ``__main__``; replacing the process there
-    would end the kernel).
+    Call it first thing in a script, before TensorFlow is imported, as ``reexec_with_tuned_malloc(__name__)``:
+    when the script runs as the program (``module_name == "__main__"``) it replaces the process (same
+    interpreter, same command line) and returns only when nothing needs to change; when the script is imported
+    (tests, ``from experiments import ...``) it does nothing. Never inside IPython / Jupyter either (``%run
+    script.py`` runs a script as ``__main__``; replacing the process there would end the kernel).
+
+    Example:
+        >>> reexec_with_tuned_malloc("experiments.translation")  # imported, not run: nothing happens
     """
+    if module_name != "__main__":
+        return
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return
     if "IPython" in sys.modules or "ipykernel" in sys.modules:

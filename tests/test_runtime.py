@@ -40,7 +40,7 @@ PROBE = textwrap.dedent("""
     from llm_tf.runtime import reexec_with_tuned_malloc
     if "--as-if-in-ipython" in sys.argv:
         sys.modules["IPython"] = types.ModuleType("IPython")
-    reexec_with_tuned_malloc()
+    reexec_with_tuned_malloc("probe" if "--as-if-imported" in sys.argv else __name__)
     libc = ctypes.CDLL(None)
     libc.malloc.restype = ctypes.c_void_p
     libc.free.argtypes = [ctypes.c_void_p]
@@ -59,7 +59,7 @@ PROBE = textwrap.dedent("""
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
                     reason="glibc tunables exist on Linux with glibc only")
-@pytest.mark.parametrize("untuned", [None, "opted out", "in IPython"])
+@pytest.mark.parametrize("untuned", [None, "opted out", "in IPython", "imported"])
 def test_reexecution_keeps_large_blocks_mapped(tmp_path, untuned):
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
@@ -70,6 +70,8 @@ def test_reexecution_keeps_large_blocks_mapped(tmp_path, untuned):
         environment["LLM_TF_MALLOC_TUNING"] = "0"
     elif untuned == "in IPython":  # `%run script.py` in a kernel: never replace the kernel's process
         flags.append("--as-if-in-ipython")
+    elif untuned == "imported":  # a script imported as a module (tests, notebooks) never re-executes
+        flags.append("--as-if-imported")
     completed = subprocess.run([sys.executable, str(probe), *flags], env=environment,
                                capture_output=True, text=True, timeout=60, check=True)
     tunables, faults, argv = completed.stdout.split(" ", 2)

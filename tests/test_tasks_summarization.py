@@ -181,3 +181,28 @@ def test_scorer_trains_and_ranks_labelled_sentences(tmp_path):
     assert sum(chosen == [0, 3, 6] for chosen in chosen) >= 28
     reloaded = S.load_scorer(run.last_model)
     np.testing.assert_allclose(S.predict_scores(reloaded, documents, arrays)[0], scores[0], rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------- budget choice and examples.md
+
+
+def test_choose_budget_picks_the_candidate_with_the_best_validation_rouge2():
+    documents = [S.Document([f"Alpha{i} beta{i} gamma{i}." for i in range(6)],
+                            ["Alpha0 beta0 gamma0.", "Alpha1 beta1 gamma1."], "a")]
+    scores = [np.arange(6, 0, -1, dtype=float)]  # the lead sentences first
+    name, budget, table = S.choose_budget(documents, scores, ratio=0.9, fixed_k=(1, 2, 4))
+    assert set(table) == {"ratio", "k=1", "k=2", "k=4"}
+    assert (name, budget) == ("k=2", {"k": 2})  # exactly the two reference sentences
+    assert table["k=2"] == pytest.approx(1.0)
+    assert table["k=2"] > max(table["k=1"], table["k=4"], table["ratio"])
+
+
+def test_write_examples_puts_each_summary_beside_its_reference(tmp_path):
+    documents = [S.Document(["First one.", "Second | piped.", "Third."], ["Ref one.", "Ref two."], "doc-7"),
+                 S.Document(["Other."], ["Other ref."], "doc-8")]
+    path = S.write_examples(str(tmp_path / "examples.md"), documents, [[0, 1], [0]],
+                            abstractive=["Made up\nline.", "x"], count=1)
+    lines = open(path, encoding="utf-8").read().splitlines()
+    assert lines[:4] == ["## doc-7", "", "| model summary | abstractive (beam) | reference |", "|---|---|---|"]
+    assert lines[4] == "| First one.<br>Second / piped. | Made up<br>line. | Ref one.<br>Ref two. |"
+    assert "doc-8" not in "\n".join(lines)  # count=1

@@ -344,6 +344,39 @@ def tune_lead_k(documents: Sequence[Document], candidates: Sequence[int] = tuple
     return max(table, key=lambda k: (table[k], -k)), table
 
 
+def choose_budget(documents: Sequence[Document], scores: Sequence[np.ndarray], ratio: float,
+                  fixed_k: Sequence[int] = tuple(range(2, 21))) -> tuple[str, dict, dict[str, float]]:
+    """The summary budget with the best mean ROUGE-2 F on ``documents`` (validation): ``ratio`` × article words,
+    or each fixed ``k`` of ``fixed_k``.
+
+    Returns:
+        ``(name, budget, table)``: ``name`` is ``"ratio"`` or ``"k=<k>"``, ``budget`` the keyword arguments of
+        :func:`summarize` (``{"ratio": r}`` or ``{"k": k}``), ``table`` the ROUGE-2 F of every candidate.
+    """
+    budgets = {"ratio": {"ratio": ratio}, **{f"k={k}": {"k": int(k)} for k in fixed_k}}
+    table = {name: validation_rouge2(documents, summarize(documents, scores, **budget))
+             for name, budget in budgets.items()}
+    name = max(table, key=table.get)
+    return name, budgets[name], table
+
+
+def write_examples(path: str, documents: Sequence[Document], selections: Sequence[Sequence[int]],
+                   abstractive: Sequence[str] | None = None, count: int = 3) -> str:
+    """``examples.md``: the first ``count`` documents' extracted summaries (and abstractive ones, when given)
+    beside their references, one Markdown table per document; returns ``path``."""
+    lines = []
+    for k, (document, chosen) in enumerate(list(zip(documents, selections))[:count]):
+        columns = ["<br>".join(document.sentences[i] for i in chosen)]
+        columns += [abstractive[k].replace("\n", "<br>")] if abstractive else []
+        columns.append("<br>".join(document.reference_sentences))
+        header = "| model summary |" + (" abstractive (beam) |" if abstractive else "") + " reference |"
+        lines += [f"## {document.identifier}", "", header, "|---" * len(columns) + "|",
+                  "| " + " | ".join(c.replace("|", "/") for c in columns) + " |", ""]
+    with open(path, "w", encoding="utf-8") as file:
+        file.write("\n".join(lines))
+    return path
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Features, vocabulary and arrays for the scorer
 
@@ -592,9 +625,10 @@ def load_scorer(path: str):
 
 
 __all__ = [
-    "Document", "NUM_FEATURES", "ScorerConfig", "build_scorer", "build_vocabulary", "encode_documents",
+    "Document", "NUM_FEATURES", "ScorerConfig", "build_scorer", "build_vocabulary", "choose_budget",
+    "encode_documents",
     "evaluate_selections", "fit_idf", "greedy_oracle", "lead_scores", "learn_length_ratio", "load_scorer",
     "longest_scores", "oracle_labels", "predict_scores", "prepare_documents", "rouge_report", "scorer_inputs",
     "select_sentences", "sentence_features", "sentence_lengths", "summarize", "summary_texts", "textrank_scores",
-    "train_scorer", "tune_lead_k", "words",
+    "train_scorer", "tune_lead_k", "words", "write_examples",
 ]

@@ -51,7 +51,7 @@ def tuned_malloc_environment(environ: Mapping[str, str]) -> dict[str, str] | Non
     return {**environ, "GLIBC_TUNABLES": ":".join(existing + missing)}
 
 
-def reexec_with_tuned_malloc(module_name: str = "__main__") -> None:
+def reexec_with_tuned_malloc(module_name: str) -> None:
     """Re-execute this Python process under :data:`MALLOC_TUNABLES` (Linux with glibc only; else a no-op).
 
     Call it first thing in a script, before TensorFlow is imported, as ``reexec_with_tuned_malloc(__name__)``:

@@ -67,6 +67,7 @@ class TranslationConfig(ExperimentConfig):
     num_layers: int = 4
     num_heads: int = 4
     intermediate_dim: int = 512
+    norm_first: bool = True  # pre-norm blocks; --post-norm for the original Transformer's (and fairseq's)
     dropout: float = 0.3
     label_smoothing: float = 0.1
     max_tokens: int = 2048
@@ -114,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in VALUE_FLAGS:
         recipe.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
                             help=f"[{getattr(TranslationConfig(), name)!r}]")
+    recipe.add_argument("--norm-first", dest="norm_first", action="store_true", default=None,
+                        help="pre-norm blocks [default]")
+    recipe.add_argument("--post-norm", dest="norm_first", action="store_false", default=None,
+                        help="post-norm blocks (the original Transformer's, fairseq's default)")
     recipe.add_argument("--max-minutes", type=float, default=None,
                         help="wall-clock training budget of this invocation (stops at an epoch end)")
     recipe.add_argument("--deterministic", action="store_true",
@@ -169,7 +174,7 @@ def main(argv=None) -> dict:
     with strategy.scope():
         model = s2s.build_translation_model(tokenizer.vocabulary_size, config.max_length, config.hidden_dim,
                                             config.num_layers, config.num_heads, config.intermediate_dim,
-                                            config.dropout)
+                                            config.dropout, norm_first=config.norm_first)
         s2s.compile_translation_model(model, config.warmup_steps, config.learning_rate_scale,
                                       config.label_smoothing, schedule=config.schedule,
                                       total_steps=config.epochs * len(train_batches))

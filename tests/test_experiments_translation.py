@@ -25,6 +25,10 @@ def test_help_and_presets(capsys):
     assert full.precision == "float32"  # --precision is part of the saved recipe (a resumed run keeps it)
     bfloat16 = experiment.config_from_args(experiment.build_parser().parse_args(["--precision", "mixed_bfloat16"]))
     assert bfloat16.precision == "mixed_bfloat16"
+    assert full.norm_first  # pre-norm unless --post-norm; both are recorded in config.json
+    post_norm = experiment.config_from_args(experiment.build_parser().parse_args(["--post-norm"]))
+    assert post_norm.norm_first is False
+    assert experiment.TranslationConfig.from_dict(post_norm.to_dict()).norm_first is False
     with pytest.raises(ValueError, match="source"):
         experiment.config_from_args(experiment.build_parser().parse_args(["--target", "en"]))
 

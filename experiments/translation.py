@@ -26,6 +26,8 @@ Example:
     python experiments/translation.py --max-minutes 55
     python experiments/translation.py --schedule cosine --epochs 25 --max-minutes 59
     python experiments/translation.py --precision mixed_bfloat16 --schedule cosine --epochs 38 --max-minutes 59
+    python experiments/translation.py --precision mixed_bfloat16 --schedule cosine --epochs 44 --vocabulary-size 6000 \
+        --max-minutes 59
     python experiments/translation.py --source de --target en --max-minutes 55
     python experiments/translation.py --preset smoke --output-dir /tmp/runs
 """

@@ -90,10 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--add-texts", nargs="*", choices=TASK_TEXT_SOURCES, default=None,
                         help="add these tasks' training texts to the books (domain-adaptive pretraining)")
     recipe.add_argument("--whole-word-masking", action="store_true", default=None)
-    recipe.add_argument("--norm-first", dest="norm_first", action="store_true", default=None,
-                        help="pre-norm encoder blocks (the default)")
-    recipe.add_argument("--post-norm", dest="norm_first", action="store_false", default=None,
-                        help="BERT's post-norm encoder blocks")
+    cli.add_block_order_arguments(recipe, "pre-norm encoder blocks (the default)", "BERT's post-norm encoder blocks")
     recipe.add_argument("--deterministic", action="store_true", default=None,
                         help="TensorFlow op determinism (bit-exact reruns)")
     for name, kind in VALUE_FLAGS:

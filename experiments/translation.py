@@ -45,6 +45,7 @@ import sys
 
 from llm_tf.tasks.cli import (
     ExperimentConfig,
+    add_block_order_arguments,
     add_common_arguments,
     apply_overrides,
     default_data_dir,
@@ -117,10 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in VALUE_FLAGS:
         recipe.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
                             help=f"[{getattr(TranslationConfig(), name)!r}]")
-    recipe.add_argument("--norm-first", dest="norm_first", action="store_true", default=None,
-                        help="pre-norm blocks [default]")
-    recipe.add_argument("--post-norm", dest="norm_first", action="store_false", default=None,
-                        help="post-norm blocks (the original Transformer's, fairseq's default)")
+    add_block_order_arguments(recipe, "pre-norm blocks [default]",
+                              "post-norm blocks (the original Transformer's, fairseq's default)")
     recipe.add_argument("--max-minutes", type=float, default=None,
                         help="wall-clock training budget of this invocation (stops at an epoch end)")
     recipe.add_argument("--deterministic", action="store_true",

@@ -26,6 +26,14 @@ def test_common_arguments_parse_and_output_dir_is_runs_root():
         cli.add_common_arguments(argparse.ArgumentParser(), [])
 
 
+def test_block_order_arguments_set_one_value_and_leave_it_unset_by_default():
+    parser = argparse.ArgumentParser()
+    cli.add_block_order_arguments(parser, "pre", "post")
+    assert parser.parse_args([]).norm_first is None  # the preset decides
+    assert parser.parse_args(["--norm-first"]).norm_first is True
+    assert parser.parse_args(["--post-norm"]).norm_first is False
+
+
 def test_flag_overrides_and_apply_overrides_keep_unset_preset_values():
     overrides = cli.flag_overrides({"epochs": 3, "learning_rate": None, "verbose": 1, "seeds": [4]}, Demo,
                                    skip={"seeds"})

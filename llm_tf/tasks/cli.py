@@ -335,6 +335,19 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([line(headers), rule] + [line(row) for row in cells])
 
 
+def add_block_order_arguments(group, pre_norm_help: str, post_norm_help: str) -> None:
+    """``--norm-first`` / ``--post-norm``: one ``norm_first`` value (None when neither is given: the preset's).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_block_order_arguments(parser, "pre-norm blocks", "post-norm blocks")
+        >>> parser.parse_args(["--post-norm"]).norm_first
+        False
+    """
+    group.add_argument("--norm-first", dest="norm_first", action="store_true", default=None, help=pre_norm_help)
+    group.add_argument("--post-norm", dest="norm_first", action="store_false", default=None, help=post_norm_help)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Classification experiments (llm_tf.tasks.classification.ClassificationConfig).
 

@@ -2,16 +2,18 @@
 
 import importlib.metadata
 
-from llm_tf.training import library_versions, machine_info
+from llm_tf.training import cpu_summary, library_versions, machine_info
 
 PEERS = ("torch", "keras-hub")
 
 
 def machine_line() -> str:
-    """``machine: <CPU model> (<vendor>), N cores; tensorflow x, keras y, ...`` for the first line of a report."""
+    """``machine: <CPU model> (<vendor>, family F model M; <flags>), N cores; tensorflow x, ...`` for a report.
+
+    The family / model number and flags tell apart machines that share a model name ("AMD EPYC") but not their
+    kernels (AVX-512, bfloat16, AMX).
+    """
     info = machine_info()
-    cpu = info.get("cpu_model") or info.get("processor")
-    vendor = f" ({info['cpu_vendor']})" if info.get("cpu_vendor") else ""
     versions = library_versions()
     for name in PEERS:
         try:
@@ -19,4 +21,4 @@ def machine_line() -> str:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     versions = ", ".join(f"{name} {version}" for name, version in versions.items() if version)
-    return f"machine: {cpu}{vendor}, {info['cpu_count']} cores; {versions}"
+    return f"machine: {cpu_summary(info)}, {info['cpu_count']} cores; {versions}"

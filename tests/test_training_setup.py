@@ -1,9 +1,28 @@
-"""llm_tf.training: setup_training with plain keyword arguments, the EMA optimizer, XLA-by-device selection."""
+"""llm_tf.training: setup_training with plain keyword arguments, the EMA optimizer, XLA-by-device selection,
+the CPU description and the warning for emulated bfloat16."""
 
+import warnings
+
+import keras
 import pytest
 import tensorflow as tf
 
 from llm_tf import training
+from llm_tf.training import loop
+
+# Two processors of a /proc/cpuinfo: only the first block counts.
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 23
+model\t\t: 1
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 fma avx avx2 bmi2
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+model name\t: Another CPU
+flags\t\t: avx512f avx512_bf16 amx_bf16
+"""
 
 
 def test_setup_training_takes_plain_keyword_arguments():
@@ -49,3 +68,37 @@ def test_public_names_load_lazily_from_their_modules():
     assert training.resume.BACKUP_FILE_NAME
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         training.not_a_name  # noqa: B018
+
+
+def test_cpu_description_reads_the_first_processor(tmp_path):
+    path = tmp_path / "cpuinfo"
+    path.write_text(CPUINFO)
+    info = training.cpu_description(str(path))
+    assert info == {"cpu_model": "AMD EPYC", "cpu_vendor": "AuthenticAMD", "cpu_family": 23,
+                    "cpu_model_number": 1, "cpu_features": ["avx2", "fma"]}
+    assert training.cpu_summary(info) == "AMD EPYC (AuthenticAMD, family 23 model 1; avx2 fma)"
+    missing = training.cpu_description(str(tmp_path / "absent"))
+    assert missing["cpu_model"] is None and missing["cpu_features"] is None
+    assert set(training.machine_info()) >= set(info)  # every run's results.json records them
+
+
+def test_bfloat16_emulation_warning_names_the_missing_instructions():
+    message = training.bfloat16_emulation_warning("mixed_bfloat16", ["avx2", "fma"])
+    assert "avx512_bf16" in message and "amx_bf16" in message and "avx2 fma" in message
+    assert training.bfloat16_emulation_warning("mixed_bfloat16", ["avx512f", "amx_bf16"]) is None
+    assert training.bfloat16_emulation_warning("float32", ["avx2"]) is None
+    assert training.bfloat16_emulation_warning("mixed_bfloat16", None) is None  # unknown CPU: no guess
+    assert training.bfloat16_emulation_warning("mixed_bfloat16", ["avx2"], accelerators=["GPU:0"]) is None
+
+
+@pytest.mark.parametrize("features, warns", [(["avx2", "fma"], True), (["avx512f", "avx512_bf16"], False)])
+def test_setup_training_warns_when_bfloat16_would_be_emulated(monkeypatch, features, warns):
+    monkeypatch.setattr(loop, "cpu_description", lambda: {"cpu_features": features})
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            training.setup_training(strategy="default", precision="mixed_bfloat16", deterministic=False)
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"  # a warning, not a refusal
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert any("without bfloat16 instructions" in str(w.message) for w in caught) is warns

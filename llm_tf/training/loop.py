@@ -17,9 +17,14 @@ import tensorflow as tf
 from llm_tf.checks import check_choice, check_int, check_positive_int, require_tensorflow_backend
 from llm_tf.training.callbacks import MetricsCSVLogger, StopOnNonFiniteLoss, standard_callbacks
 from llm_tf.training.data import infer_steps_per_epoch, resumable_dataset
-from llm_tf.training.precision import PRECISIONS, enable_determinism, set_precision
+from llm_tf.training.precision import (
+    PRECISIONS,
+    bfloat16_emulation_warning,
+    enable_determinism,
+    set_precision,
+)
 from llm_tf.training.resume import ResumableBackup
-from llm_tf.training.run_dir import RunDirectory, write_results
+from llm_tf.training.run_dir import RunDirectory, cpu_description, write_results
 from llm_tf.training.strategy import STRATEGY_NAMES, get_strategy, is_chief, prepare_model_for_strategy
 
 
@@ -341,6 +346,9 @@ def setup_training(
         seed: the global seed (Python, NumPy, TensorFlow).
         deterministic: also enable TensorFlow op determinism (bit-exact reruns; Keras then runs without XLA).
 
+    Warns when ``mixed_bfloat16`` would run on a CPU without bfloat16 instructions (see
+    :func:`llm_tf.training.precision.bfloat16_emulation_warning`).
+
     Returns:
         The strategy to build the model under.
 
@@ -356,4 +364,8 @@ def setup_training(
     else:
         keras.utils.set_random_seed(seed)
     set_precision(precision)
+    accelerators = [device for device in tf.config.list_logical_devices() if device.device_type in ("GPU", "TPU")]
+    message = bfloat16_emulation_warning(precision, cpu_description()["cpu_features"], accelerators)
+    if message:
+        warnings.warn(message, stacklevel=2)
     return distribution

@@ -284,9 +284,9 @@ def create_run_dir(
     return run
 
 
-# The instruction-set extensions that decide which CPU kernels TensorFlow/oneDNN and XLA can use: the same
-# "2-core AMD EPYC" ran the bfloat16 translation step 3x faster with avx512_bf16 than without it, so a figure
-# is only comparable with these flags next to it.
+# The instruction-set extensions that decide which CPU kernels TensorFlow/oneDNN and XLA can use: two machines
+# that both report "AMD EPYC" ran the bfloat16 translation step 3x apart (one with AVX-512 and avx512_bf16, one
+# with AVX2 only), so a figure is only comparable with these flags next to it.
 CPU_FEATURES_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile",
                             "amx_bf16", "amx_int8")
 

@@ -37,21 +37,26 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _machine import machine_line  # noqa: E402
 
+from experiments.translation import TranslationConfig  # noqa: E402
 from llm_tf.datasets.multi30k import load_multi30k  # noqa: E402
 from llm_tf.tasks import seq2seq as s2s  # noqa: E402
 from llm_tf.tasks.cli import default_data_dir  # noqa: E402
+from llm_tf.training import set_precision  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
-def build(precision: str, vocabulary_size: int, args):
-    keras.config.set_dtype_policy(precision)
+def build(precision: str, vocabulary_size: int, recipe: TranslationConfig):
+    """The experiment's model and optimizer, built under ``precision`` (the global policy is restored after)."""
+    set_precision(precision)
     try:
         keras.utils.set_random_seed(0)
-        model = s2s.build_translation_model(vocabulary_size, args.max_length, 128, 4, 4, 512, 0.3)
-        s2s.compile_translation_model(model, warmup_steps=400, schedule="inverse_sqrt")
+        model = s2s.build_translation_model(vocabulary_size, recipe.max_length, recipe.hidden_dim, recipe.num_layers,
+                                            recipe.num_heads, recipe.intermediate_dim, recipe.dropout,
+                                            norm_first=recipe.norm_first)
+        s2s.compile_translation_model(model, recipe.warmup_steps, recipe.learning_rate_scale, recipe.label_smoothing)
     finally:
-        keras.config.set_dtype_policy("float32")
+        set_precision("float32")
     return model
 
 
@@ -69,18 +74,19 @@ def main():
     parser.add_argument("--data-dir", default=None, help="Multi30k's parent folder (default: LLM_TF_DATA_DIR)")
     parser.add_argument("--max-train-pairs", type=int, default=None, help="pairs to learn the vocabulary on")
     parser.add_argument("--vocabulary-size", type=int, default=6000)
-    parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--batches", type=int, default=40, help="batches per timed round (seeded draw)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds (median)")
     args = parser.parse_args()
 
     print(machine_line(), flush=True)
+    recipe = TranslationConfig(vocabulary_size=args.vocabulary_size)  # the experiment's defaults: sizes, batching
     pairs = load_multi30k(default_data_dir(args.data_dir))
     sources, targets = pairs.train.sources, pairs.train.targets
     if args.max_train_pairs:
         sources, targets = sources[: args.max_train_pairs], targets[: args.max_train_pairs]
     tokenizer = s2s.train_joint_tokenizer(sources, targets, args.vocabulary_size)
-    all_batches = s2s.make_batches(tokenizer, sources, targets, args.max_length, args.max_length, 2048, 4, seed=0)
+    all_batches = s2s.make_batches(tokenizer, sources, targets, recipe.max_length, recipe.max_length,
+                                   recipe.max_tokens, recipe.bucket_width, seed=0)
     chosen = np.random.default_rng(0).choice(len(all_batches), size=min(args.batches, len(all_batches)),
                                              replace=False)
     batches = [all_batches[i] for i in sorted(chosen)]
@@ -88,7 +94,7 @@ def main():
     print(f"{len(batches)} batches of {len(all_batches)} ({tokens:,} source + target tokens), "
           f"{len({b[0]['encoder_token_ids'].shape for b in batches})} shapes; vocabulary {tokenizer.vocabulary_size}",
           flush=True)
-    models = {name: build(name, tokenizer.vocabulary_size, args) for name in PRECISIONS}
+    models = {name: build(name, tokenizer.vocabulary_size, recipe) for name in PRECISIONS}
     for name, model in models.items():
         print(f"  warm-up {name}: {run_batches(model, batches):.1f} s (tracing every shape)", flush=True)
     seconds = {name: [] for name in PRECISIONS}

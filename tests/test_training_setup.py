@@ -50,6 +50,7 @@ def test_build_optimizer_with_a_weight_average():
 def test_resolve_jit_compile_auto_follows_the_devices():
     has_accelerator = bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
     assert training.resolve_jit_compile("auto") is has_accelerator
+    assert training.has_accelerator() is has_accelerator
     assert training.resolve_jit_compile(True) is True and training.resolve_jit_compile(False) is False
     with pytest.raises(ValueError, match="jit_compile"):
         training.resolve_jit_compile("yes")
@@ -88,7 +89,7 @@ def test_bfloat16_emulation_warning_names_the_missing_instructions():
     assert training.bfloat16_emulation_warning("mixed_bfloat16", ["avx512f", "amx_bf16"]) is None
     assert training.bfloat16_emulation_warning("float32", ["avx2"]) is None
     assert training.bfloat16_emulation_warning("mixed_bfloat16", None) is None  # unknown CPU: no guess
-    assert training.bfloat16_emulation_warning("mixed_bfloat16", ["avx2"], accelerators=["GPU:0"]) is None
+    assert training.bfloat16_emulation_warning("mixed_bfloat16", ["avx2"], on_accelerator=True) is None
 
 
 @pytest.mark.parametrize("features, warns", [(["avx2", "fma"], True), (["avx512f", "avx512_bf16"], False)])

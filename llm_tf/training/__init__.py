@@ -71,6 +71,7 @@ _NAME_TO_MODULE = {
     "is_chief": "llm_tf.training.strategy",
     "is_multi_worker": "llm_tf.training.strategy",
     "prepare_model_for_strategy": "llm_tf.training.strategy",
+    "has_accelerator": "llm_tf.training.strategy",
     "resolve_jit_compile": "llm_tf.training.strategy",
     "TrainingResult": "llm_tf.training.loop",
     "add_training_arguments": "llm_tf.training.loop",

@@ -25,7 +25,13 @@ from llm_tf.training.precision import (
 )
 from llm_tf.training.resume import ResumableBackup
 from llm_tf.training.run_dir import RunDirectory, cpu_description, write_results
-from llm_tf.training.strategy import STRATEGY_NAMES, get_strategy, is_chief, prepare_model_for_strategy
+from llm_tf.training.strategy import (
+    STRATEGY_NAMES,
+    get_strategy,
+    has_accelerator,
+    is_chief,
+    prepare_model_for_strategy,
+)
 
 
 def build_for_training(model: keras.Model, data) -> keras.Model:
@@ -364,8 +370,8 @@ def setup_training(
     else:
         keras.utils.set_random_seed(seed)
     set_precision(precision)
-    accelerators = [device for device in tf.config.list_logical_devices() if device.device_type in ("GPU", "TPU")]
-    message = bfloat16_emulation_warning(precision, cpu_description()["cpu_features"], accelerators)
-    if message:
-        warnings.warn(message, stacklevel=2)
+    if precision == "mixed_bfloat16":  # only then is /proc/cpuinfo worth reading
+        message = bfloat16_emulation_warning(precision, cpu_description()["cpu_features"], has_accelerator())
+        if message:
+            warnings.warn(message, stacklevel=2)
     return distribution

@@ -59,13 +59,13 @@ def enable_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def bfloat16_emulation_warning(precision: str, cpu_features, accelerators=()) -> str | None:
+def bfloat16_emulation_warning(precision: str, cpu_features, on_accelerator: bool = False) -> str | None:
     """The warning for ``mixed_bfloat16`` computed on a CPU without bfloat16 instructions (else None).
 
     Args:
         precision: the requested precision (one of :data:`PRECISIONS`).
         cpu_features: the CPU's flags (``cpu_description()["cpu_features"]``); None when unknown (no warning).
-        accelerators: the GPU/TPU devices the computation runs on (any: no warning).
+        on_accelerator: whether the computation runs on a GPU/TPU (then no warning).
 
     Returns:
         The message, naming the missing flags, or None.
@@ -76,7 +76,7 @@ def bfloat16_emulation_warning(precision: str, cpu_features, accelerators=()) ->
         >>> bfloat16_emulation_warning("mixed_bfloat16", ["avx512f", "avx512_bf16"]) is None
         True
     """
-    if precision != "mixed_bfloat16" or accelerators or cpu_features is None:
+    if precision != "mixed_bfloat16" or on_accelerator or cpu_features is None:
         return None
     if any(flag in cpu_features for flag in NATIVE_BFLOAT16_CPU_FEATURES):
         return None

@@ -337,7 +337,7 @@ def cpu_summary(info: dict | None = None) -> str:
         The model name, then vendor, family / model number and kernel-relevant flags where known.
     """
     info = cpu_description() if info is None else info
-    details = [info[key] for key in ("cpu_vendor",) if info.get(key)]
+    details = [info["cpu_vendor"]] if info.get("cpu_vendor") else []
     if info.get("cpu_family") is not None:
         details.append(f"family {info['cpu_family']} model {info.get('cpu_model_number')}")
     details = ", ".join(details)

@@ -358,4 +358,14 @@ def resolve_jit_compile(jit_compile: bool | str = "auto") -> bool:
         return jit_compile
     if jit_compile != "auto":
         raise ValueError(f"jit_compile must be True, False or 'auto'; got jit_compile={jit_compile!r}")
+    return has_accelerator()
+
+
+def has_accelerator() -> bool:
+    """Whether TensorFlow sees a GPU or TPU (logical devices: call it after the strategy is set up).
+
+    Example:
+        >>> isinstance(has_accelerator(), bool)
+        True
+    """
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from llm_tf.models import generation
+from tests.sampling_reference import reference_uniforms
 
 VOCABULARY_SIZE = 5000  # above both candidate counts, so every level (256, 4096, full sort) can be reached
 
@@ -50,3 +51,14 @@ def test_top_p_shortcut_equals_the_full_sort(sharpness):
     assert sizes.max() <= 256 if sharpness == [8.0, 6.0] else sizes.max() > 256
     if 0.05 in sharpness:
         assert sizes.max() > 4096
+
+
+def test_row_uniforms_equal_the_numpy_reference_eager_and_compiled():
+    """The draws are the uint32 hash written again in numpy, strictly inside (0, 1), for large seeds and steps too
+    (the model smoke checks the same on JAX and PyTorch)."""
+    compiled = tf.function(lambda seed, step: generation.row_uniforms(seed, step, 64), jit_compile=True)
+    for seed, step in ((0, 0), (7, 3), (2**32 - 1, 255), (123456789, 40000)):
+        expected = reference_uniforms(seed, step, 64)
+        assert np.all((expected > 0) & (expected < 1)) and len(np.unique(expected)) == 64
+        np.testing.assert_array_equal(np.asarray(generation.row_uniforms(np.uint32(seed), step, 64)), expected)
+        np.testing.assert_array_equal(np.asarray(compiled(np.uint32(seed), np.int32(step))), expected)

@@ -172,16 +172,21 @@ def row_uniforms(seed, step, batch_size):
     draw is stateless and identical inside and outside compiled code on every backend.
     """
 
+    def wrap(x):
+        # Keras's PyTorch backend holds "uint32" in int64, where products and sums do not wrap at 2**32:
+        # keeping the low 32 bits gives uint32 arithmetic there too (a no-op on TensorFlow and JAX).
+        return ops.bitwise_and(x, np.uint32(0xFFFFFFFF))
+
     def mix(x):
         x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
-        x = ops.multiply(x, np.uint32(0x7FEB352D))
+        x = wrap(ops.multiply(x, np.uint32(0x7FEB352D)))
         x = ops.bitwise_xor(x, ops.right_shift(x, np.uint32(15)))
-        x = ops.multiply(x, np.uint32(0x846CA68B))
+        x = wrap(ops.multiply(x, np.uint32(0x846CA68B)))
         return ops.bitwise_xor(x, ops.right_shift(x, np.uint32(16)))
 
     rows = ops.cast(ops.arange(batch_size, dtype="int32"), "uint32")
-    x = mix(ops.cast(seed, "uint32") + ops.multiply(ops.cast(step, "uint32"), np.uint32(0x9E3779B9)))
-    x = mix(ops.bitwise_xor(x, ops.multiply(rows + np.uint32(1), np.uint32(0x85EBCA6B))))
+    x = mix(wrap(ops.cast(seed, "uint32") + wrap(ops.multiply(ops.cast(step, "uint32"), np.uint32(0x9E3779B9)))))
+    x = mix(ops.bitwise_xor(x, wrap(ops.multiply(rows + np.uint32(1), np.uint32(0x85EBCA6B)))))
     # The top 24 bits give an exact float32 in [0, 1); the half step keeps it strictly inside (0, 1).
     return (ops.cast(ops.right_shift(x, np.uint32(8)), "float32") + 0.5) / 16777216.0
 

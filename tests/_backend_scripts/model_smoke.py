@@ -19,7 +19,9 @@ from llm_tf.models import (
     Seq2SeqTransformer,
     TextClassifier,
     TransformerEncoderConfig,
+    generation,
 )
+from tests.sampling_reference import reference_uniforms
 
 backend = keras.config.backend()
 assert backend == os.environ["KERAS_BACKEND"], (backend, os.environ["KERAS_BACKEND"])
@@ -61,6 +63,12 @@ with tempfile.TemporaryDirectory() as directory:
                                                                         "uncached pass")
     beam = gpt.generate(prompts, max_new_tokens=3, sampler="beam", num_beams=1)
     np.testing.assert_array_equal(beam, cached[:, :7])
+    # The samplers' random numbers are the same uint32 hash on every backend (PyTorch holds uint32 in int64),
+    # and a nucleus that keeps only the likeliest token is greedy, at any temperature.
+    np.testing.assert_array_equal(numpy(generation.row_uniforms(np.uint32(7), 3, 4)), reference_uniforms(7, 3, 4))
+    np.testing.assert_array_equal(
+        gpt.generate(prompts, max_new_tokens=5, sampler="top_p", top_p=1e-6, temperature=0.7, seed=1), cached
+    )
     # One row decodes through packed (out, in) weights: float32 equals the forward pass, bfloat16 / float16 /
     # int8 stay within the documented 1% / 0.2% / 3% of the largest logit.
     forward = numpy(gpt(ids[:1]))[:, 3:-1]

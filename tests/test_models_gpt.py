@@ -234,6 +234,18 @@ def test_generation_traces_once_per_shape(model, prompts):
         prompts, max_new_tokens=NEW_TOKENS, sampler="top_k", top_k=3, seed=2
     )  # a new seed is a value
     assert model.generate_trace_count == count
+    model.generate(prompts, max_new_tokens=NEW_TOKENS, sampler="top_p", top_p=0.9, temperature=0.8, seed=1)
+    count = model.generate_trace_count
+    # temperature, top_p and length_penalty are values too; the result follows them (a top_p that keeps only
+    # the likeliest token is greedy)
+    model.generate(prompts, max_new_tokens=NEW_TOKENS, sampler="top_p", top_p=0.5, temperature=1.3, seed=1)
+    nucleus_of_one = model.generate(prompts, max_new_tokens=NEW_TOKENS, sampler="top_p", top_p=1e-6, seed=1)
+    assert model.generate_trace_count == count
+    np.testing.assert_array_equal(nucleus_of_one, model.generate(prompts, max_new_tokens=NEW_TOKENS))
+    model.generate(prompts, NEW_TOKENS, sampler="beam", num_beams=2, length_penalty=0.6)
+    count = model.generate_trace_count
+    model.generate(prompts, NEW_TOKENS, sampler="beam", num_beams=2, length_penalty=1.5)
+    assert model.generate_trace_count == count
     model.generate(prompts[:2], max_new_tokens=NEW_TOKENS)  # a new batch size is a new shape
     assert model.generate_trace_count == count + 1
 

@@ -409,6 +409,9 @@ def test_generation_traces_once_per_shape_and_samples_reproducibly(untrained):
     first = untrained.generate(source, 4, sampler="top_k", top_k=5, temperature=3.0, seed=1)
     assert untrained.generate_trace_count == count + 1
     np.testing.assert_array_equal(first, untrained.generate(source, 4, sampler="top_k", top_k=5, temperature=3.0, seed=1))
+    # temperature and length_penalty are values of the compiled loop, not part of its key
+    untrained.generate(source, 4, sampler="top_k", top_k=5, temperature=0.5, length_penalty=2.0, seed=1)
+    assert untrained.generate_trace_count == count + 1
     draws = {untrained.generate(source, 4, sampler="temperature", temperature=5.0, seed=s).tobytes() for s in range(6)}
     assert len(draws) > 1, "different seeds should give different samples"
     assert np.all(first[:, 0] != PAD)  # padding is never generated

@@ -147,6 +147,44 @@ def generation_settings(
     )
 
 
+#: Positions in the settings tuple of the settings that are values, not structure (temperature, top_p,
+#: length_penalty): they reach the compiled loop as one float32 vector, so trying another temperature or
+#: length penalty reuses the compiled loop instead of compiling a new one (seconds each on a CPU).
+_VALUE_SETTINGS = (1, 3, 5)
+
+
+def compile_key_and_values(settings):
+    """Split :func:`generation_settings`'s tuple into the part that keys the compiled loops and the values.
+
+    Returns:
+        ``(key, values)``: ``key`` is ``settings`` with each value setting in use replaced by the marker
+        ``"value"`` (unused ones stay None), ``values`` a float32 numpy array ``(3,)`` of temperature,
+        top_p and length_penalty (0 where unused). :func:`settings_in_graph` puts them back together.
+
+    Example:
+
+    >>> key, values = compile_key_and_values(generation_settings("top_p", 0.8, None, 0.9, 4, 1.0, None, 10))
+    >>> key[:4], [round(float(value), 3) for value in values]
+    (('top_p', 'value', None, 'value'), [0.8, 0.9, 1.0])
+    """
+    key = tuple(
+        "value" if index in _VALUE_SETTINGS and setting is not None else setting
+        for index, setting in enumerate(settings)
+    )
+    values = np.array([0.0 if settings[i] is None else settings[i] for i in _VALUE_SETTINGS], dtype="float32")
+    return key, values
+
+
+def settings_in_graph(key, values):
+    """The settings tuple inside the compiled loop: :func:`compile_key_and_values`'s key, with each value
+    setting read from the ``values`` tensor."""
+    settings = list(key)
+    for slot, index in enumerate(_VALUE_SETTINGS):
+        if key[index] is not None:
+            settings[index] = values[slot]
+    return tuple(settings)
+
+
 # ---- the length penalty and the samplers -------------------------------------------------------------
 
 

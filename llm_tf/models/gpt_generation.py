@@ -74,8 +74,9 @@ class GPTGeneration:
         The whole prompt is run in one pass (prefill) that fills the per-block caches and scores
         only its last position; then a compiled while-loop (:mod:`llm_tf.models.generation`) emits one
         token per step. The loop is compiled with XLA once per (batch size, total length
-        ``prompt_length + max_new_tokens``, sampler settings): calling again with the same shapes and
-        settings does not trace again (see :attr:`generate_trace_count`).
+        ``prompt_length + max_new_tokens``, sampler, ``top_k``, ``num_beams``, stop tokens): calling again with
+        the same shapes and settings does not trace again (see :attr:`generate_trace_count`), and neither does a
+        new ``temperature``, ``top_p`` or ``length_penalty`` (values of the compiled loop).
 
         Prompts of different lengths go in one batch padded with id 0, either as a list of lists
         (left-padded here) or with a ``padding_mask``; left- and right-padded batches are both
@@ -172,14 +173,16 @@ class GPTGeneration:
         packed_dtype, packed = self._decoding_weights(
             weight_dtype, token_ids.shape[0] * (settings[4] if settings[0] == "beam" else 1)
         )
+        key, values = generation.compile_key_and_values(settings)
         output = self._generation_loops(
-            settings + (total_length, packed_dtype, guidance),
-            lambda: lambda ids, mask, seed, packed: self._generate_graph(
-                ids, mask, seed, total_length, settings, packed, guidance
+            key + (total_length, packed_dtype, guidance),
+            lambda: lambda ids, mask, seed, values, packed: self._generate_graph(
+                ids, mask, seed, total_length, generation.settings_in_graph(key, values), packed, guidance
             ),
             token_ids,
             prompt_mask,
             generation.check_seed(seed),
+            values,
             packed,
         )
         return np.asarray(ops.convert_to_numpy(output), dtype="int32")

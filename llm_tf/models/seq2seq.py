@@ -558,9 +558,10 @@ class Seq2SeqTransformer(keras.Model):
         the self-attention keys and values of earlier tokens sit in per-layer caches, and the
         cross-attention keys and values are projected once from the encoder output. The loop
         (:mod:`llm_tf.models.generation`, shared with :class:`~llm_tf.models.GPT`) is compiled (XLA on
-        TensorFlow) once per batch size, ``max_new_tokens``, sampler settings and source length rounded up
-        to a multiple of 16 (the source is padded, masked, to that length); keep the batch size fixed when
-        generating over a dataset.
+        TensorFlow) once per batch size, ``max_new_tokens``, sampler, ``top_k``, ``num_beams``, stop tokens and
+        source length rounded up to a multiple of 16 (the source is padded, masked, to that length); keep the
+        batch size fixed when generating over a dataset. ``temperature``, ``top_p`` and ``length_penalty`` are
+        values of the compiled loop: a new one does not compile again.
 
         Scores are ``log P(y | x) / lp(len(y))`` with the GNMT penalty ``lp(n) = ((5 + n) / 6) **
         length_penalty`` (``n`` counts generated tokens including the end token); beam search ranks its
@@ -602,12 +603,16 @@ class Seq2SeqTransformer(keras.Model):
             config.effective_target_vocabulary_size,
         )
         token_ids, padding_mask = self._prepare_source(encoder_token_ids, encoder_padding_mask)
+        key, values = generation.compile_key_and_values(settings)
         output_ids, scores = self._generation_loops(
-            settings + (max_new_tokens,),
-            lambda: lambda ids, mask, seed: self._generate_graph(ids, mask, seed, max_new_tokens, settings),
+            key + (max_new_tokens,),
+            lambda: lambda ids, mask, seed, values: self._generate_graph(
+                ids, mask, seed, max_new_tokens, generation.settings_in_graph(key, values)
+            ),
             token_ids,
             padding_mask,
             generation.check_seed(seed),
+            values,
         )
         output_ids = np.asarray(ops.convert_to_numpy(output_ids)).astype("int32")
         if return_scores:

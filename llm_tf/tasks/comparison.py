@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -64,12 +63,11 @@ def load_classification_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run directory {run_dir!r} does not exist.")
     results_path = os.path.join(run_dir, "results.json")
-    if not os.path.isfile(results_path):
+    results = runs.finished_results(run_dir)
+    if results is None:
         raise FileNotFoundError(
             f"{results_path!r} does not exist: the run has not finished (rerun its command to complete it)."
         )
-    with open(results_path, encoding="utf-8") as file:
-        results = json.load(file)
     transformer = results.get("transformer")
     if not isinstance(transformer, Mapping) or "per_seed" not in transformer or "config" not in results:
         raise ValueError(

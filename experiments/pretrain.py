@@ -16,7 +16,7 @@ Run directory ``<output-dir>/pretrain/<timestamp>/``: ``config.json``, ``tokeniz
 encoder a classification run starts from: ``--init-from RUN``), ``last.keras`` (the masked LM),
 ``pretrain_eval.csv`` / ``.png``, ``results.json``. Rerunning the same command resumes an interrupted run.
 
-Presets: ``full`` (2,000 steps of 64 × 128 tokens = 16.4 M tokens; see README for its time) and ``smoke``
+Presets: ``full`` (1,600 steps of 64 × 128 tokens = 13.1 M tokens; see README for its time) and ``smoke``
 (a 1-layer, 64-wide model on 6 books cut to 20,000 characters; seconds).
 
 ``--objective causal`` pretrains a GPT instead (``llm_tf.tasks.causal_pretraining``): a byte-level BPE vocabulary
@@ -27,12 +27,19 @@ tokens, a 4-layer, 256-wide GPT with tied embeddings and GPT-2's recipe (AdamW, 
 fixed prompts (``samples.md``). Its run directory (``tokenizer/``, ``last.keras``) is what
 ``experiments/news_writing.py --init-from RUN`` fine-tunes.
 
+``probe --run-dir RUN --task bbc|sst2`` asks whether a finished run learned anything a task can use, in minutes
+instead of a fine-tuning comparison's hours (``llm_tf.tasks.probing``): a logistic regression on each layer's
+frozen, mean-pooled features (its ``C`` cross-validated on the training documents), for the pretrained
+encoder and for the same architecture with random weights; test accuracy per layer, and how much of the
+features' variance lies along one direction (``probe_<task>[_<n>].json`` in the run directory).
+
 Example:
     python experiments/pretrain.py                                  # books only
     python experiments/pretrain.py --add-texts bbc sst2             # books + task training texts
     python experiments/pretrain.py --preset smoke --output-dir /tmp/runs
     python experiments/pretrain.py --objective causal               # a GPT on the books
     python experiments/pretrain.py --objective causal --preset smoke --output-dir /tmp/runs
+    python experiments/pretrain.py probe --run-dir runs/pretrain/<time> --task bbc --max-train-examples 178
 """
 
 from __future__ import annotations
@@ -43,12 +50,14 @@ reexec_with_tuned_malloc(__name__)  # first, before TensorFlow loads: glibc read
 
 import argparse
 import json
+import os
 import sys
 import time
 
 from llm_tf.tasks import cli, runs
 from llm_tf.tasks.causal_pretraining import CausalPretrainConfig
 from llm_tf.tasks.pretraining import TASK_TEXT_SOURCES, PretrainConfig
+from llm_tf.tasks.probing import PROBE_TASKS
 
 EXPERIMENT = "pretrain"
 PRESETS = {
@@ -167,8 +176,53 @@ def _objective(argv: list[str]) -> str:
     return peek.parse_known_args(argv)[0].objective
 
 
+def probe(argv: list[str]) -> dict:
+    """``probe``: linear probes of a pretrained encoder's layers on a task, against the same model at random init."""
+    parser = argparse.ArgumentParser(prog="pretrain.py probe", description=probe.__doc__.split(": ", 1)[1],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--run-dir", required=True, help="a pretraining run directory or a Hugging Face BERT folder")
+    parser.add_argument("--task", choices=PROBE_TASKS, default="bbc", help="split as its classification job splits it")
+    parser.add_argument("--max-train-examples", type=int, default=None,
+                        help="the jobs' seeded stratified training subset (e.g. 178: BBC's 10%% of labels)")
+    parser.add_argument("--windows", choices=("first", "head_tail", "all"), default="all")
+    parser.add_argument("--max-sequence-length", type=int, default=None, help="window length (default: the model's)")
+    parser.add_argument("--seed", type=int, default=0, help="random-init reference and cross-validation folds")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--output", default=None, help="JSON report (default: probe_<task>[_<n>].json in a "
+                                                       "pretraining run directory, nothing for a Hugging Face folder)")
+    args = parser.parse_args(argv)
+    from llm_tf.tasks import probing
+    from llm_tf.tasks.pretraining import load_pretrained_encoder
+
+    try:
+        pretrained = load_pretrained_encoder(args.run_dir)
+        train, test = probing.probe_task_splits(args.task, cli.default_data_dir(args.data_dir),
+                                                args.max_train_examples)
+        report = probing.probe_encoder(pretrained.backbone, pretrained.tokenizer, train, test,
+                                       args.max_sequence_length, args.windows, args.seed, args.folds)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    report.update(source=pretrained.source, task=args.task, max_train_examples=args.max_train_examples)
+    header, rows = probing.probe_table(report)
+    print(f"linear probes on {args.task} ({report['train_size']} training / {report['test_size']} test documents, "
+          f"{args.windows} windows of {report['max_sequence_length']} tokens):\n{cli.format_table(header, rows)}",
+          flush=True)
+    output = args.output
+    if output is None and pretrained.kind == "pretraining run":
+        suffix = "" if args.max_train_examples is None else f"_{args.max_train_examples}"
+        output = os.path.join(pretrained.source, f"probe_{args.task}{suffix}.json")
+    if output is not None:
+        with open(output, "w", encoding="utf-8") as file:
+            json.dump(report, file, indent=2)
+        print(f"report: {output}", flush=True)
+    return report
+
+
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["probe"]:
+        return probe(argv[1:])
     if _objective(argv) == "causal":
         return main_causal(argv)
     args = build_parser().parse_args(argv)

@@ -154,6 +154,23 @@ def test_encoder_variants_build_the_documented_sublayers():
     np.testing.assert_allclose(output.var(-1), 1.0, atol=1e-3)
 
 
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_hidden_states_are_each_layers_output_and_end_with_the_model_output(norm_first):
+    keras.utils.set_random_seed(2)
+    encoder = TransformerEncoder(tiny_config(norm_first=norm_first, final_norm=norm_first, embedding_norm=not norm_first))
+    inputs = fixed_batch()
+    states = encoder.hidden_states(*encoder.unpack_inputs(inputs), training=False)
+    assert len(states) == 2 + 1 + int(norm_first)  # embeddings, one per block, the final LayerNorm
+    np.testing.assert_array_equal(np.asarray(states[-1]), np.asarray(encoder(inputs, training=False)))
+    embedded = encoder.embedding(inputs["token_ids"]) + encoder.segment_embedding(inputs["segment_ids"])
+    if not norm_first:
+        embedded = encoder.embedding_norm(embedded)
+    np.testing.assert_allclose(np.asarray(states[0]), np.asarray(embedded), atol=1e-6)
+    padding_mask = keras.ops.convert_to_tensor(inputs["padding_mask"])
+    for block, before, after in zip(encoder.blocks, states, states[1:]):
+        np.testing.assert_allclose(np.asarray(block(before, padding_mask=padding_mask)), np.asarray(after), atol=1e-6)
+
+
 def test_padding_does_not_leak_into_real_tokens_or_mean_pooling():
     keras.utils.set_random_seed(1)
     classifier = TextClassifier(3, pooling="mean", config=tiny_config())

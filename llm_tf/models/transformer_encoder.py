@@ -368,17 +368,32 @@ class TransformerEncoder(keras.Model):
         Returns:
             ``(batch, sequence, hidden_dim)``.
         """
+        return self.hidden_states(token_ids, padding_mask, segment_ids, training=training)[-1]
+
+    def hidden_states(self, token_ids, padding_mask, segment_ids=None, training=None):
+        """Every intermediate sequence output, for probing what each layer holds (Hugging Face's
+        ``output_hidden_states``).
+
+        Args:
+            token_ids, padding_mask, segment_ids: as returned by :meth:`unpack_inputs`.
+            training: whether dropout is active.
+
+        Returns:
+            A list of ``(batch, sequence, hidden_dim)`` tensors: ``H_0`` (the embeddings, after their
+            LayerNorm and dropout), ``H_1`` … ``H_L`` (each block's output) and, with ``final_norm``,
+            ``LayerNorm(H_L)``; the last one is what the model returns.
+        """
         hidden = self.embedding(token_ids)
         if self.segment_embedding is not None:
             hidden = hidden + self.segment_embedding(segment_ids)
         if self.embedding_norm is not None:
             hidden = self.embedding_norm(hidden)
-        hidden = self.embedding_dropout(hidden, training=training)
+        states = [self.embedding_dropout(hidden, training=training)]
         for block in self.blocks:
-            hidden = block(hidden, padding_mask=padding_mask, training=training)
+            states.append(block(states[-1], padding_mask=padding_mask, training=training))
         if self.final_norm is not None:
-            hidden = self.final_norm(hidden)
-        return hidden
+            states.append(self.final_norm(states[-1]))
+        return states
 
     def get_config(self):
         config = super().get_config()

@@ -13,6 +13,8 @@ plain arguments (never an ``argparse.Namespace``), so that a second dataset of t
 - :mod:`llm_tf.tasks.classification`: text classification: encode a split, token-mask augmentation, train and
   evaluate one seed, predict class probabilities;
 - :mod:`llm_tf.tasks.baselines`: the TF-IDF + LinearSVC baseline;
+- :mod:`llm_tf.tasks.probing`: linear probes of a (pretrained) encoder's frozen layers against the same
+  architecture at a random init;
 - :mod:`llm_tf.tasks.comparison`: finished classification runs side by side (pretrained vs scratch, paired by
   seed, with 95% intervals);
 - :mod:`llm_tf.tasks.language_modeling`, :mod:`llm_tf.tasks.pretraining`, :mod:`llm_tf.tasks.seq2seq`,

@@ -100,7 +100,7 @@ def test_probe_encoder_probes_every_layer_of_both_models_reproducibly():
     tokenizer = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(35)])
     encoder = _encoder(norm_first=False, max_sequence_length=16, seed=5)
     train, test = _word_classes(20, seed=0), _word_classes(8, seed=1)
-    report = probing.probe_encoder(encoder, tokenizer, train, test, folds=3, seed=7)
+    report = probing.probe_encoder(encoder, tokenizer, train, test, folds=3, seed=7, c_values=(0.1, 1.0))
     assert report["layers"] == ["embeddings", "block_1", "block_2"]
     assert (report["train_size"], report["test_size"], report["max_sequence_length"]) == (40, 16, 16)
     for model in ("pretrained", "random_init"):
@@ -108,7 +108,7 @@ def test_probe_encoder_probes_every_layer_of_both_models_reproducibly():
         # A bag of words separates these classes whatever the weights: the probe must find it.
         assert report[model]["embeddings"]["test_accuracy"] >= 0.9
     assert report["pretrained"] != report["random_init"]  # two different sets of weights
-    again = probing.probe_encoder(encoder, tokenizer, train, test, folds=3, seed=7)
+    again = probing.probe_encoder(encoder, tokenizer, train, test, folds=3, seed=7, c_values=(0.1, 1.0))
     assert again["random_init"] == report["random_init"]
     header, rows = probing.probe_table(report)
     assert len(header) == len(rows[0]) and [row[0] for row in rows] == report["layers"]

@@ -31,7 +31,7 @@ fixed prompts (``samples.md``). Its run directory (``tokenizer/``, ``last.keras`
 instead of a fine-tuning comparison's hours (``llm_tf.tasks.probing``): a logistic regression on each layer's
 frozen, mean-pooled features (its ``C`` cross-validated on the training documents), for the pretrained
 encoder and for the same architecture with random weights; test accuracy per layer, and how much of the
-features' variance lies along one direction (``probe_<task>[_<n>].json`` in the run directory).
+features' variance lies along one direction (``probe_<task>[_<n>][_<options>].json`` in the run directory).
 
 Example:
     python experiments/pretrain.py                                  # books only
@@ -189,7 +189,7 @@ def probe(argv: list[str]) -> dict:
     parser.add_argument("--seed", type=int, default=0, help="random-init reference and cross-validation folds")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--output", default=None, help="JSON report (default: probe_<task>[_<n>].json in a "
+    parser.add_argument("--output", default=None, help="JSON report (default: probe_<task>[_<n>][_<options>].json in a "
                                                        "pretraining run directory, nothing for a Hugging Face folder)")
     args = parser.parse_args(argv)
     from llm_tf.tasks import probing
@@ -210,8 +210,12 @@ def probe(argv: list[str]) -> dict:
           flush=True)
     output = args.output
     if output is None and pretrained.kind == "pretraining run":
-        suffix = "" if args.max_train_examples is None else f"_{args.max_train_examples}"
-        output = os.path.join(pretrained.source, f"probe_{args.task}{suffix}.json")
+        # Every setting that changes the figures is in the name, so a probe never overwrites a different one.
+        parts = [args.task] + ([] if args.max_train_examples is None else [str(args.max_train_examples)])
+        parts += [] if args.windows == "all" else [args.windows]
+        parts += [] if args.max_sequence_length is None else [f"len{args.max_sequence_length}"]
+        parts += [] if (args.seed, args.folds) == (0, 5) else [f"seed{args.seed}", f"folds{args.folds}"]
+        output = os.path.join(pretrained.source, f"probe_{'_'.join(parts)}.json")
     if output is not None:
         with open(output, "w", encoding="utf-8") as file:
             json.dump(report, file, indent=2)

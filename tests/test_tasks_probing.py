@@ -125,7 +125,7 @@ def test_probe_command_on_real_bbc_data_writes_its_report(tmp_path, shared_data_
                             "--windows", "first", "--folds", "2", "--data-dir", str(shared_data_dir)])
     # The news job's stratified subset: each class keeps 40/1,779 of its articles, rounded (39 in all).
     assert report["train_size"] == 39 and report["test_size"] == 223 and report["task"] == "bbc"
-    with open(os.path.join(run_dir, "probe_bbc_40.json"), encoding="utf-8") as file:
+    with open(os.path.join(run_dir, "probe_bbc_40_first_seed0_folds2.json"), encoding="utf-8") as file:
         assert json.load(file)["pretrained"] == report["pretrained"]
     with pytest.raises(SystemExit):
         pretrain.main(["probe", "--run-dir", str(tmp_path / "missing"), "--data-dir", str(shared_data_dir)])

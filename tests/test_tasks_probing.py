@@ -64,6 +64,7 @@ def test_linear_probe_reads_informative_features_and_not_shuffled_labels():
     informative = probing.fit_linear_probe(train, train_labels, test, test_labels)
     assert informative["test_accuracy"] > 0.9 and informative["cross_validation_accuracy"] > 0.9
     assert informative["c"] in probing.DEFAULT_C_VALUES
+    assert informative["test_accuracy"] - 0.1 < informative["test_macro_f1"] <= 1.0  # balanced classes: F1 ~ accuracy
     shuffled = probing.fit_linear_probe(train, rng.permutation(train_labels), test, test_labels)
     assert shuffled["test_accuracy"] < 0.6  # chance is 1/3
     # Collapsed features: one direction carries almost all the variance and every pair points the same way.

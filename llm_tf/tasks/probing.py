@@ -103,9 +103,10 @@ def fit_linear_probe(train_features, train_labels, test_features, test_labels,
         "mean_cosine"}`` (accuracies as fractions; the last two describe the training features).
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
     from sklearn.preprocessing import StandardScaler
+
+    from llm_tf.tasks.classification import classification_report_present
 
     train_features, test_features = np.asarray(train_features, np.float64), np.asarray(test_features, np.float64)
     train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
@@ -135,6 +136,9 @@ def fit_linear_probe(train_features, train_labels, test_features, test_labels,
     best_c = max(cross_validation, key=lambda c: (cross_validation[c], -c))  # ties: the stronger regularization
     scaler, model = fit(train_features, train_labels, best_c)
     predicted = model.predict(scaler.transform(test_features))
+    # The macro-F1 the classification jobs report (over the classes present in the test labels).
+    num_classes = int(max(train_labels.max(), test_labels.max(), predicted.max())) + 1
+    test_report = classification_report_present(test_labels, predicted, [str(k) for k in range(num_classes)])
     centered = train_features - train_features.mean(axis=0)
     singular_values = np.linalg.svd(centered, compute_uv=False)
     unit = train_features / np.maximum(np.linalg.norm(train_features, axis=1, keepdims=True), 1e-12)
@@ -145,7 +149,7 @@ def fit_linear_probe(train_features, train_labels, test_features, test_labels,
         "c": best_c,
         "cross_validation_accuracy": cross_validation[best_c],
         "test_accuracy": float(np.mean(predicted == test_labels)),
-        "test_macro_f1": float(f1_score(test_labels, predicted, average="macro")),
+        "test_macro_f1": float(test_report["macro_f1"]),
         "top_direction_variance": float(singular_values[0] ** 2 / max((singular_values ** 2).sum(), 1e-300)),
         "mean_cosine": float(cosine / max(count * (count - 1), 1)),
     }
@@ -201,15 +205,15 @@ def probe_task_splits(task: str, data_dir=None, max_train_examples: int | None =
     subset as the jobs' ``--max-train-examples`` (so a probe on 178 BBC articles sees the 178 a 10%-labels
     fine-tuning run trains on).
     """
-    from llm_tf.datasets import load_bbc_news, stratified_subset
+    from llm_tf.datasets import load_bbc_news
     from llm_tf.datasets.sst2 import load_sst2_splits
+    from llm_tf.tasks.classification import prepare_splits
 
     check_choice("task", task, PROBE_TASKS)
     check_positive_int("max_train_examples", max_train_examples, allow_none=True)
     splits = load_bbc_news(data_dir, seed=split_seed) if task == "bbc" else load_sst2_splits(data_dir, seed=split_seed)
-    train = splits.train if max_train_examples is None else stratified_subset(splits.train, max_train_examples,
-                                                                              split_seed)
-    return train, splits.test
+    splits = prepare_splits(splits, task, max_train_examples, split_seed)  # the jobs' subset and checks
+    return splits.train, splits.test
 
 
 def probe_table(report: dict[str, Any]) -> tuple[list[str], list[tuple]]:

@@ -10,6 +10,7 @@ from llm_tf.models.transformer_encoder import (
     _backbone_from,
     _check_id_range,
     _check_inputs_dict,
+    _compile_from_saved,
     _initializer,
 )
 
@@ -133,6 +134,9 @@ class MaskedLM(keras.Model):
         if weighted_metrics == "auto":
             weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        _compile_from_saved(self, config)
 
     def get_config(self):
         config = super().get_config()

@@ -8,6 +8,7 @@ from llm_tf.models.transformer_encoder import (
     POOLING_CHOICES,
     TransformerEncoderConfig,
     _backbone_from,
+    _compile_from_saved,
     _initializer,
 )
 
@@ -136,6 +137,9 @@ class TextClassifier(keras.Model):
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        _compile_from_saved(self, config)
 
     def get_config(self):
         config = super().get_config()

@@ -424,3 +424,16 @@ def _backbone_from(backbone, config, dtype_policy, owner):
     if not isinstance(backbone, TransformerEncoder):
         raise ValueError(f"`backbone` must be a TransformerEncoder; got {type(backbone).__name__}.")
     return backbone
+
+
+def _compile_from_saved(model, compile_config):
+    """``compile_from_config`` for the heads whose ``compile`` only fills in defaults.
+
+    Keras skips ``compile`` when loading a model that overrides it (with a warning), so a loaded
+    ``.keras`` file would come back without its optimizer, loss and metrics. The saved arguments are
+    the concrete ones ``keras.Model.compile`` received, which the overriding ``compile`` passes on
+    unchanged; the optimizer is built here so that the file's optimizer state can be loaded into it.
+    """
+    model.compile(**keras.saving.deserialize_keras_object(compile_config))
+    if model.built:
+        model.optimizer.build(model.trainable_variables)

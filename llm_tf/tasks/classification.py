@@ -575,8 +575,9 @@ def run_seed(
         verbose=verbose, **recipe,
     )
     if run_dir is not None and os.path.isfile(run_dir.last_model):
-        # Evaluate the checkpoint itself, so that predicting with it later reproduces these figures exactly.
-        model = keras.saving.load_model(run_dir.last_model)
+        # Evaluate the checkpoint itself, so that predicting with it later reproduces these figures exactly
+        # (inference only: its optimizer state is not needed).
+        model = keras.saving.load_model(run_dir.last_model, compile=False)
     eval_windows = recipe.get("eval_windows", "first")
     max_sequence_length = recipe.get("max_sequence_length", 256)
     batch_size = recipe.get("batch_size", 32)
@@ -715,7 +716,7 @@ def load_trained_run(run_path: str, member: str | None = None):
     with open(seed_dir.results_json, encoding="utf-8") as file:
         class_names = json.load(file)["test"]["class_names"]
     tokenizer = load_tokenizer(run.file("tokenizer"))
-    return config, tokenizer, keras.saving.load_model(seed_dir.last_model), class_names, seed_dir.path
+    return config, tokenizer, keras.saving.load_model(seed_dir.last_model, compile=False), class_names, seed_dir.path
 
 
 # ------------------------------------------------------------------------------------------------------------

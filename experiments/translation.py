@@ -28,6 +28,8 @@ Example:
     python experiments/translation.py --precision mixed_bfloat16 --schedule cosine --epochs 38 --max-minutes 59
     python experiments/translation.py --precision mixed_bfloat16 --schedule cosine --epochs 44 --vocabulary-size 6000 \
         --max-minutes 59
+    python experiments/translation.py --precision mixed_bfloat16 --schedule cosine --epochs 33 --vocabulary-size 6000 \
+        --dropout 0.2 --max-minutes 59   # lowercased BLEU 40.2 in 51 minutes on a 2-core AVX-512 EPYC
     python experiments/translation.py --source de --target en --max-minutes 55
     python experiments/translation.py --preset smoke --output-dir /tmp/runs
 """
@@ -79,7 +81,7 @@ class TranslationConfig(ExperimentConfig):
     learning_rate_scale: float = 1.0
     schedule: str = "inverse_sqrt"  # or "cosine": annealed to 0 at the end of `epochs` (set them to fit the budget)
     epochs: int = 60
-    average_last: int = 3
+    average_last: int = 5  # validation BLEU, beam 5: last 5 epochs 39.69, last 3 39.48, last 1 39.64
     val_every: int = 2
     val_samples: int = 200
     num_beams: int = 5

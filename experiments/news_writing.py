@@ -59,7 +59,7 @@ VALUE_FLAGS = (("batch_size", int), ("dropout", float), ("max_iters", int), ("ev
                ("eval_iters", int), ("learning_rate", float), ("min_learning_rate", float), ("warmup_iters", int),
                ("weight_decay", float), ("grad_clip", float), ("steps_per_execution", int), ("eval_stride", int),
                ("generate_new_tokens", int), ("sampler_articles", int), ("generation_batch_size", int),
-               ("generation_seed", int), ("max_test_articles", int))
+               ("generation_seed", int), ("max_test_articles", int), ("document_start_fraction", float))
 
 
 def build_parser() -> argparse.ArgumentParser:

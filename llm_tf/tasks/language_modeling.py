@@ -160,17 +160,40 @@ class LMWindowSampler:
         segment = tf.reshape(segment, tf.shape(indices))
         return tf.gather(tf.constant(self._segment_begin), segment) + indices - tf.gather(first, segment)
 
-    def random_starts(self, count: int, seed: int, key: int = 0) -> np.ndarray:
+    def document_starts(self) -> np.ndarray:
+        """The first token of every document that a window can start at (int64 numpy, in stream order)."""
+        begins = self.document_bounds[:, 0]
+        if self.within_documents:
+            return begins[self.document_bounds[:, 1] - begins > self.block_size]
+        return begins[begins + self.block_size < len(self.stream)]
+
+    def random_starts(self, count: int, seed: int, key: int = 0, document_start_fraction: float = 0.0) -> np.ndarray:
         """``count`` uniformly random starts from the stateless seed ``(seed, key)`` (int64 numpy).
 
         The same ``(seed, key)`` always gives the same starts (a training run uses ``key`` = epoch, so a
-        resumed run sees the same batches; evaluation windows use a fixed seed per split).
+        resumed run sees the same batches; evaluation windows use a fixed seed per split). With
+        ``document_start_fraction`` > 0 each start is, with that probability, the first token of a uniformly
+        drawn document (:meth:`document_starts`) instead: a document's opening (a header, a prompt) is then
+        always in context, which a uniform start gives only to the windows that happen to cover it. 0 gives
+        exactly the uniform starts of before.
         """
         count = _check_int("count", count, 1)
+        check_number("document_start_fraction", document_start_fraction, minimum=0, maximum=1)
         indices = tf.random.stateless_uniform(
             (count,), seed=tf.constant((seed, key), tf.int64), minval=0, maxval=self.num_starts, dtype=tf.int32
         )
-        return self.starts_from_indices(indices.numpy())
+        starts = self.starts_from_indices(indices.numpy())
+        if document_start_fraction > 0:
+            document_starts = self.document_starts()
+            if not len(document_starts):
+                raise ValueError(f"no document is longer than block_size = {self.block_size} tokens, so no window "
+                                 "can start at a document's first token; lower `document_start_fraction` to 0.")
+            # A separate stream of the same (seed, key): the uniform starts above stay what they were.
+            generator = np.random.default_rng([int(seed) % 2**63, int(key) % 2**63, 1])
+            at_document = generator.random(count) < document_start_fraction
+            picks = document_starts[generator.integers(0, len(document_starts), count)]
+            starts = np.where(at_document, picks, starts)
+        return starts
 
     def sequential_starts(self) -> np.ndarray:
         """Starts of every non-overlapping window, in order: ``0, T, 2T, ...`` of the stream or of each
@@ -228,16 +251,19 @@ class LMWindowSampler:
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def epoch_batches(
-        self, batch_size: int, steps: int, seed: int, padding_mask: bool = False
+        self, batch_size: int, steps: int, seed: int, padding_mask: bool = False, document_start_fraction: float = 0.0
     ) -> Callable[[int], tf.data.Dataset]:
         """``epoch -> tf.data.Dataset`` of ``steps`` random-window batches for :func:`llm_tf.training.train`.
 
-        The batches of epoch ``e`` are :meth:`random_starts` ``(steps * batch_size, seed, key=e)``.
+        The batches of epoch ``e`` are :meth:`random_starts` ``(steps * batch_size, seed, key=e,
+        document_start_fraction)``.
         """
         batch_size, steps = _check_int("batch_size", batch_size, 1), _check_int("steps", steps, 1)
+        check_number("document_start_fraction", document_start_fraction, minimum=0, maximum=1)
 
         def batches_for_epoch(epoch: int) -> tf.data.Dataset:
-            starts = self.random_starts(steps * batch_size, seed, epoch).reshape(steps, batch_size)
+            starts = self.random_starts(steps * batch_size, seed, epoch, document_start_fraction)
+            starts = starts.reshape(steps, batch_size)
             return self.dataset_from_starts(starts, padding_mask)
 
         return batches_for_epoch
@@ -601,6 +627,9 @@ class CausalLMConfig:
         scale_residual_init: initialise the two projections that write into the residual stream (attention
             output, feed-forward output) with standard deviation ``0.02 / sqrt(2 * num_layers)`` instead of
             0.02, as GPT-2 and nanoGPT do.
+        document_start_fraction: the share of training windows that start at a document's first token instead
+            of a uniformly random position (:meth:`LMWindowSampler.random_starts`; documents only, e.g. news
+            articles whose first line is a prompt the model should learn to follow). 0: uniform starts.
         max_iters: training iterations (optimizer steps).
         eval_interval: iterations between evaluations (one Keras epoch).
         eval_iters: batches of ``batch_size`` fixed windows per split in each evaluation.
@@ -646,6 +675,7 @@ class CausalLMConfig:
     use_bias: bool = True
     tie_embeddings: bool = False
     scale_residual_init: bool = False
+    document_start_fraction: float = 0.0
     max_iters: int = 2000
     eval_interval: int = 250
     eval_iters: int = 20
@@ -724,6 +754,7 @@ class CausalLMConfig:
             check_number(name, getattr(self, name), minimum=0, exclusive_minimum=True)
         for name in ("min_learning_rate", "weight_decay", "grad_clip"):
             check_number(name, getattr(self, name), minimum=0)
+        check_number("document_start_fraction", self.document_start_fraction, minimum=0, maximum=1)
         if self.min_learning_rate > self.learning_rate:
             raise ValueError(
                 f"`min_learning_rate` must not exceed `learning_rate`; got min_learning_rate="
@@ -756,7 +787,7 @@ class CausalLMConfig:
 RECIPE_FIELDS = (
     "train_fraction", "max_characters", "block_size", "batch_size", "hidden_dim", "num_layers", "num_heads",
     "intermediate_dim", "dropout", "max_iters", "learning_rate", "min_learning_rate", "warmup_iters", "beta_1",
-    "beta_2", "weight_decay", "grad_clip", "eval_iters",
+    "beta_2", "weight_decay", "grad_clip", "eval_iters", "document_start_fraction",
 )
 
 
@@ -932,7 +963,8 @@ def train_causal_lm(
                                     run.file("eval_losses.csv"), write=chief)
     timer = ExecutionTimer()
     result = training.train(
-        model, train_windows.epoch_batches(config.batch_size, config.eval_interval, config.seed), val_batches,
+        model, train_windows.epoch_batches(config.batch_size, config.eval_interval, config.seed,
+                                           document_start_fraction=config.document_start_fraction), val_batches,
         epochs=config.max_iters // config.eval_interval, run_dir=run, steps_per_epoch=config.eval_interval,
         callbacks=[evaluation, timer, *callbacks], log_every_n_steps=log_every_n_steps,
         backup_every_n_steps=backup_every_n_steps, verbose=0, strategy=strategy,

@@ -114,6 +114,39 @@ def test_epoch_batches_are_reproducible_per_epoch_with_or_without_padding_mask()
     assert masked["padding_mask"].dtype == bool and masked["padding_mask"].all()
 
 
+def test_document_start_fraction_puts_that_share_of_windows_at_document_starts():
+    documents = [np.arange(100, 140), np.arange(200, 206), np.arange(300, 350)]
+    sampler = lm.LMWindowSampler(documents, block_size=8, separator_id=0)
+    firsts = sampler.document_starts()
+    np.testing.assert_array_equal(firsts, [0, 41, 48])  # packed: the short middle document can open a window
+    uniform = sampler.random_starts(4000, seed=3, key=2)
+    np.testing.assert_array_equal(sampler.random_starts(4000, seed=3, key=2, document_start_fraction=0.0), uniform)
+    mixed = sampler.random_starts(4000, seed=3, key=2, document_start_fraction=0.5)
+    np.testing.assert_array_equal(mixed, sampler.random_starts(4000, seed=3, key=2, document_start_fraction=0.5))
+    moved = mixed != uniform
+    assert np.isin(mixed[moved], firsts).all()
+    # Half the draws go to a document start (a few land on the one the uniform draw had already picked).
+    assert 0.45 < np.isin(mixed, firsts).mean() < 0.55
+    everything = sampler.random_starts(3000, seed=3, key=2, document_start_fraction=1.0)
+    values, counts = np.unique(everything, return_counts=True)
+    np.testing.assert_array_equal(values, firsts)
+    assert counts.min() > 900  # each document equally likely
+    inputs, _ = sampler.windows(everything[:1])
+    assert inputs[0, 0] in (100, 200, 300)
+    # Within documents only those with a full window can open one; the batches of an epoch use the fraction.
+    inside = lm.LMWindowSampler(documents, block_size=8, within_documents=True)
+    np.testing.assert_array_equal(inside.document_starts(), [0, 46])
+    batches = inside.epoch_batches(batch_size=4, steps=3, seed=1, document_start_fraction=1.0)(0)
+    for batch_inputs, _ in batches.as_numpy_iterator():
+        assert set(batch_inputs["token_ids"][:, 0]) <= {100, 300}
+    with pytest.raises(ValueError, match="document_start_fraction"):
+        sampler.random_starts(4, seed=0, document_start_fraction=1.5)
+    with pytest.raises(ValueError, match="document_start_fraction"):
+        lm.CausalLMConfig(document_start_fraction=-0.1)
+    short = lm.LMWindowSampler([np.arange(5), np.arange(5)], block_size=5)
+    assert len(short.document_starts()) == 1  # the second one ends the stream: no window fits after it
+
+
 def test_bad_sampler_input_raises_value_error_naming_the_problem():
     with pytest.raises(ValueError, match="block_size"):
         lm.LMWindowSampler(np.arange(8), block_size=8)

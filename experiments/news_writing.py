@@ -5,7 +5,8 @@ headline, against the same GPT fine-tuned from scratch (``llm_tf.tasks.news_writ
    ``topic: <topic>\\ntitle: <headline>\\n\\n<body>`` followed by end-of-text.
 2. For each seed (``--seeds``, default 0 1): fine-tune the causal pretraining run of ``--init-from`` (its tokenizer
    and weights) and, with the same recipe, tokenizer and seed, the same GPT from a random initialisation (300 steps
-   of 16 x 256 tokens, AdamW 5e-4 with warmup and cosine decay, dropout 0.1).
+   of 16 x 256 tokens, half of the windows starting at an article's first token (``--document-start-fraction``),
+   AdamW 5e-4 with warmup and cosine decay, dropout 0.1).
 3. Test articles: perplexity and bits per byte of the body given its topic and title (strided windows).
 4. One article per test headline with its true topic (top-p 0.9, 200 tokens, fixed seed), classified by a TF-IDF +
    LinearSVC classifier trained on the BBC training bodies: topic agreement. On 100 headlines spread evenly over the

@@ -402,6 +402,11 @@ class NewsWritingConfig(CausalLMConfig):
         topic_guidance_scales: classifier-free guidance scales at which the first seed's pretrained model also
             writes an article for every test headline with the main sampler, the title alone as the negative
             prompt (:func:`guided_topic_agreement`; empty: none).
+        document_start_fraction: half the fine-tuning windows start at an article's first token, so its topic
+            and title line is in context for every token they predict (with uniform windows of 256 tokens over
+            articles of ~560, only about a quarter of the predictions see it). Measured on the default
+            pretraining recipe, seed 0 (two runs of it): top-p topic agreement 26.9% -> 37.7% for +0.006 test bits
+            per byte. 0: uniform windows only.
     """
 
     init_from: str = ""
@@ -414,6 +419,7 @@ class NewsWritingConfig(CausalLMConfig):
     generation_seed: int = 1234
     topic_guidance_scales: list[float] = dataclasses.field(default_factory=lambda: [3.0])
     scale_residual_init: bool = True
+    document_start_fraction: float = 0.5
     batch_size: int = 16
     dropout: float = 0.1
     max_iters: int = 300

@@ -12,18 +12,19 @@ headline, against the same GPT fine-tuned from scratch (``llm_tf.tasks.news_writ
    LinearSVC classifier trained on the BBC training bodies: topic agreement. On 100 headlines spread evenly over the
    test split (it is ordered by topic) every sampler (greedy, top-k 40, top-p 0.9, temperature 0.8, beam 4):
    agreement, distinct-2, repeated 4-grams.
-5. Topic guidance: every test headline again with top-p 0.9 and classifier-free guidance at each
-   ``--topic-guidance-scales`` (default 3), the title alone as the negative prompt: topic agreement, distinct-2,
-   repeated 4-grams.
+5. Guidance: every test headline again with top-p 0.9 and classifier-free guidance at each
+   ``--topic-guidance-scales`` (default 3), the title alone as the negative prompt, which amplifies the topic line
+   (``--guidance-negative blank``: the prompt's closing blank line, which amplifies topic and title together):
+   topic agreement, distinct-2, repeated 4-grams.
 6. Generation speed (tokens/s, batch 1 and 8) of the fine-tuned model.
 
 Run directory ``<output-dir>/news_writing/<timestamp>/``: ``config.json``, ``tokenizer/``, one resumable member per
 fine-tuning (``pretrained_seed_0/`` ...), ``generated_<model>_<sampler>.jsonl``, ``examples.md``, ``results.json``.
 
 ``generate --run-dir RUN --topic sport --title "..."`` (or ``--prompt "topic: sport\\ntitle: ...\\n\\n"``, where
-``\\n`` means a newline) writes an article with a finished run's pretrained-then-fine-tuned model (``--topic-guidance
-3`` with topic guidance). ``topic-guidance --run-dir RUN --scales 1.5 3 5`` measures topic guidance on a finished
-run (``topic_guidance.json`` in it).
+``\\n`` means a newline) writes an article with a finished run's pretrained-then-fine-tuned model (``--guidance 3`` with
+guidance). ``topic-guidance --run-dir RUN --scales 1.5 3 5 [--negative title]`` measures guidance on a finished
+run (``topic_guidance_<negative>.json`` in it).
 
 Example:
     python experiments/pretrain.py --objective causal
@@ -46,7 +47,7 @@ import sys
 import time
 
 from llm_tf.tasks import cli, runs
-from llm_tf.tasks.news_writing import SAMPLERS, NewsWritingConfig
+from llm_tf.tasks.news_writing import GUIDANCE_NEGATIVES, SAMPLERS, NewsWritingConfig
 
 EXPERIMENT = "news_writing"
 PRESETS = {
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--seeds", type=int, nargs="+", default=None, help="one pretrained + one scratch run per seed")
     recipe.add_argument("--topic-guidance-scales", type=float, nargs="*", default=None,
                         help="classifier-free guidance scales for the topic-guided articles (none: skip them)")
+    recipe.add_argument("--guidance-negative", default=None, choices=GUIDANCE_NEGATIVES,
+                        help="their negative prompt: title (the title alone: the topic line amplified) or blank "
+                             "(the prompt's closing blank line: topic and title amplified)")
     for name, kind in VALUE_FLAGS:
         recipe.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None)
     return parser
@@ -90,8 +94,11 @@ def build_generate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sampler", default="top_p_0.9", choices=list(SAMPLERS))
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
-    parser.add_argument("--topic-guidance", type=float, default=None,
-                        help="classifier-free guidance scale, the title alone as the negative prompt (needs --topic)")
+    parser.add_argument("--guidance", "--topic-guidance", type=float, default=None,
+                        help="classifier-free guidance scale (1: none)")
+    parser.add_argument("--guidance-negative", default="title", choices=GUIDANCE_NEGATIVES,
+                        help="the negative prompt of --guidance: title (the title alone) or blank (the prompt's "
+                             "closing blank line)")
     return parser
 
 
@@ -101,6 +108,8 @@ def build_guidance_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-dir", required=True, help="a finished news_writing run directory")
     parser.add_argument("--scales", type=float, nargs="+", required=True, help="guidance scales (1: none)")
     parser.add_argument("--model", default="pretrained", choices=("pretrained", "scratch"))
+    parser.add_argument("--negative", default="title", choices=GUIDANCE_NEGATIVES,
+                        help="the negative prompt: title (the title alone) or blank (the prompt's closing blank line)")
     return parser
 
 
@@ -139,7 +148,7 @@ def topic_guidance(argv: list[str]) -> dict:
     classifier = news_writing.topic_classifier(articles["train"])
     guided = news_writing.guided_topic_agreement(
         model, tokenizer, articles["test"], classifier, args.scales, results["generation_new_tokens"],
-        batch_size=config.generation_batch_size, seed=config.generation_seed)
+        batch_size=config.generation_batch_size, seed=config.generation_seed, negative=args.negative)
     for row in guided.values():
         row.pop("bodies")
     plain = results["samplers"][f"{args.model}/{news_writing.MAIN_SAMPLER}"]
@@ -149,11 +158,11 @@ def topic_guidance(argv: list[str]) -> dict:
           f"{plain['repeated_4gram_rate']:.3f}", f"{plain['tokens_per_s']:.0f}")]
         + [(scale, row["articles"], f"{row['topic_agreement']:.3f}", f"{row['distinct_2']:.3f}",
             f"{row['repeated_4gram_rate']:.3f}", f"{row['tokens_per_s']:.0f}") for scale, row in guided.items()])
+    shown = repr(news_writing.format_negative_prompt("<title>", args.negative))
     output = {"model": f"{args.model}_seed_{config.seeds[0]}", "sampler": news_writing.MAIN_SAMPLER,
-              "negative_prompt": "title: <title>\\n\\n", "scales": guided}
-    training.write_json(os.path.join(args.run_dir, "topic_guidance.json"), output)
-    print(f"{args.model}/{news_writing.MAIN_SAMPLER} with topic guidance (negative prompt: the title alone)\n{table}",
-          flush=True)
+              "negative": args.negative, "negative_prompt": shown, "scales": guided}
+    training.write_json(os.path.join(args.run_dir, f"topic_guidance_{args.negative}.json"), output)
+    print(f"{args.model}/{news_writing.MAIN_SAMPLER} with guidance (negative prompt: {shown})\n{table}", flush=True)
     return output
 
 
@@ -172,12 +181,12 @@ def generate(argv: list[str]) -> str:
     else:
         parser.error("give --topic and --title, or --prompt")
     guidance = {}
-    if args.topic_guidance is not None:
-        if args.topic_guidance < 0:
-            parser.error(f"--topic-guidance must be >= 0; got {args.topic_guidance}")
+    if args.guidance is not None:
+        if args.guidance < 0:
+            parser.error(f"--guidance must be >= 0; got {args.guidance}")
         title = news_writing.parse_prompt(prompt)[1]
-        guidance = {"negative_prompts": [news_writing.format_negative_prompt(title)],
-                    "guidance_scale": args.topic_guidance}
+        guidance = {"negative_prompts": [news_writing.format_negative_prompt(title, args.guidance_negative)],
+                    "guidance_scale": args.guidance}
     _, model, tokenizer = _finished_model(parser, args.run_dir, args.model, args.model_seed)
     try:
         bodies, _ = news_writing.generate_articles(model, tokenizer, [prompt], args.max_new_tokens,

@@ -99,7 +99,7 @@ def test_news_writing_smoke_compares_pretrained_and_scratch_and_generates(pretra
     assert guided["articles"] == 12 and 0 <= guided["topic_agreement"] <= 1 and "bodies" not in guided
     with open(os.path.join(run_dir, "generated_pretrained_top_p_0.9_guidance_3.jsonl"), encoding="utf-8") as handle:
         lines = [json.loads(line) for line in handle]
-    assert len(lines) == 12 and lines[0]["negative_prompt"].startswith("title: ")
+    assert len(lines) == 12 and lines[0]["negative_prompt"].startswith("title: "), "default negative: the title"
 
     # A finished fine-tuning is reloaded, never trained again (its backup is gone once it completes).
     from llm_tf.tasks import news_writing
@@ -125,10 +125,15 @@ def test_news_writing_smoke_compares_pretrained_and_scratch_and_generates(pretra
     assert "not a finished news_writing run" in capsys.readouterr().err
 
     guided_text = experiment.main(["generate", "--run-dir", run_dir, "--topic", "sport", "--title", "Claxton wins gold",
-                                   "--max-new-tokens", "8", "--seed", "3", "--topic-guidance", "1"])
+                                   "--max-new-tokens", "8", "--seed", "3", "--guidance", "1"])
     assert guided_text == text, "guidance scale 1 is plain decoding"
-    measured = experiment.main(["topic-guidance", "--run-dir", run_dir, "--scales", "2"])
+    title_guided = experiment.main(["generate", "--run-dir", run_dir, "--topic", "sport", "--title",
+                                    "Claxton wins gold", "--max-new-tokens", "8", "--seed", "3", "--topic-guidance",
+                                    "1", "--guidance-negative", "blank"])
+    assert title_guided == text, "--topic-guidance is the old name of --guidance"
+    measured = experiment.main(["topic-guidance", "--run-dir", run_dir, "--scales", "2", "--negative", "blank"])
     assert set(measured["scales"]) == {"2"} and measured["scales"]["2"]["articles"] == 12
-    with open(os.path.join(run_dir, "topic_guidance.json"), encoding="utf-8") as handle:
+    assert measured["negative"] == "blank" and measured["scales"]["2"]["negative"] == "blank"
+    with open(os.path.join(run_dir, "topic_guidance_blank.json"), encoding="utf-8") as handle:
         assert json.load(handle)["scales"]["2"]["topic_agreement"] == measured["scales"]["2"]["topic_agreement"]
-    assert "topic guidance" in capsys.readouterr().out
+    assert "with guidance (negative prompt: '\\n\\n')" in capsys.readouterr().out

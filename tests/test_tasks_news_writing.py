@@ -188,8 +188,15 @@ def test_generation_stops_at_end_of_text_and_refuses_prompts_that_leave_no_room(
 
 def test_topic_guided_articles_match_plain_decoding_at_scale_1_and_change_above(tokenizer):
     assert news_writing.format_negative_prompt("  Win \n big ") == "title: Win big\n\n"
+    assert news_writing.format_negative_prompt("Win big", "blank") == "\n\n"
+    assert news_writing.format_prompt("sport", "Win big").endswith(news_writing.format_negative_prompt("Win big")), (
+        "the title negative is the prompt without its topic line")
     with pytest.raises(ValueError, match="title"):
         news_writing.format_negative_prompt(" ")
+    with pytest.raises(ValueError, match="negative must be one of"):
+        news_writing.format_negative_prompt("Win big", "topic")
+    with pytest.raises(ValueError, match="guidance_negative"):
+        news_writing.NewsWritingConfig(guidance_negative="none").validate()
     keras.utils.set_random_seed(0)
     model = GPT(GPTConfig(vocabulary_size=tokenizer.vocabulary_size, max_sequence_length=40, hidden_dim=16,
                           num_layers=1, num_heads=2, intermediate_dim=32, initializer_range=0.3))
@@ -212,6 +219,10 @@ def test_topic_guided_articles_match_plain_decoding_at_scale_1_and_change_above(
                                                  settings={"sampler": "greedy"}, batch_size=2)
     assert set(guided) == {"1", "4"} and guided["1"]["bodies"] == plain
     assert guided["4"]["bodies"] != plain, "a large scale changes the greedy articles"
+    blank = news_writing.guided_topic_agreement(model, tokenizer, articles, Constant(), [1.0, 4.0], 6,
+                                                settings={"sampler": "greedy"}, batch_size=2, negative="blank")
+    assert blank["1"]["bodies"] == plain and blank["4"]["negative"] == "blank"
+    assert blank["4"]["bodies"] != guided["4"]["bodies"], "the negative prompt matters above scale 1"
     for row in guided.values():
         assert row["articles"] == 3 and row["topic_agreement"] == pytest.approx(1 / 3)  # one sport article
 

@@ -4,16 +4,16 @@ headline, against the same GPT fine-tuned from scratch (``llm_tf.tasks.news_writ
 1. Data: the BBC News split of the news job (seed 42); each article becomes
    ``topic: <topic>\\ntitle: <headline>\\n\\n<body>`` followed by end-of-text.
 2. For each seed (``--seeds``, default 0 1): fine-tune the causal pretraining run of ``--init-from`` (its tokenizer
-   and weights) and, with the same recipe, tokenizer and seed, the same GPT from a random initialisation (300 steps
-   of 16 x 256 tokens, half of the windows starting at an article's first token (``--document-start-fraction``),
-   AdamW 5e-4 with warmup and cosine decay, dropout 0.1).
+   and weights) and, with the same recipe, tokenizer and seed, the same GPT from a random initialisation (600 steps
+   of 16 x 256 tokens, every window starting at an article's first token (``--document-start-fraction``), AdamW
+   5e-4 with warmup and cosine decay, dropout 0.1).
 3. Test articles: perplexity and bits per byte of the body given its topic and title (strided windows).
 4. One article per test headline with its true topic (top-p 0.9, 200 tokens, fixed seed), classified by a TF-IDF +
    LinearSVC classifier trained on the BBC training bodies: topic agreement. On 100 headlines spread evenly over the
    test split (it is ordered by topic) every sampler (greedy, top-k 40, top-p 0.9, temperature 0.8, beam 4):
    agreement, distinct-2, repeated 4-grams.
 5. Guidance: every test headline again with top-p 0.9 and classifier-free guidance at each
-   ``--topic-guidance-scales`` (default 3), the title alone as the negative prompt, which amplifies the topic line
+   ``--topic-guidance-scales`` (default 3 and 6), the title alone as the negative prompt, which amplifies the topic line
    (``--guidance-negative blank``: the prompt's closing blank line, which amplifies topic and title together):
    topic agreement, distinct-2, repeated 4-grams.
 6. Generation speed (tokens/s, batch 1 and 8) of the fine-tuned model.

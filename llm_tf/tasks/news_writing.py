@@ -418,12 +418,15 @@ class NewsWritingConfig(CausalLMConfig):
             ``"title"`` (topic guidance: the topic line alone is amplified) or ``"blank"`` (prompt guidance:
             topic and headline together). Top-p topic agreement, title / blank, on the fraction-1.0 news run of
             the default pretraining (48.0% unguided): scale 1.5 46.6% / 47.5%, 3 58.3% / 64.1%, 6 71.3% / 69.5%.
-        document_start_fraction: half the fine-tuning windows start at an article's first token, so its topic
-            and title line is in context for every token they predict (with uniform windows of 256 tokens over
-            articles of ~560, only about a quarter of the predictions see it). Measured on the default
-            pretraining recipe, seed 0 (two runs of it): top-p topic agreement 26.9% -> 37.7% for +0.006 test bits
-            per byte; 1.0 (every window at an article start) gave 48.0% for +0.018, as its windows never reach
-            past an article's first 256 tokens. 0: uniform windows only.
+        document_start_fraction: every fine-tuning window starts at an article's first token, so its topic and
+            title line is in context for every token the model learns to predict (with uniform windows of 256
+            tokens over articles of ~560, only about a quarter of the predictions see it). Measured on the default
+            pretraining recipe, seed 0, 300 steps: top-p topic agreement 26.9% (0: uniform windows only) -> 37.7%
+            (0.5) -> 48.0% (1.0), for +0.006 / +0.018 test bits per byte (windows at article starts never reach
+            past an article's first 256 tokens).
+        max_iters: 600 fine-tuning steps (~5 passes over the article openings): against 300, top-p topic
+            agreement 48.0% -> 71.7% and test bits per byte 1.955 -> 1.883 for the pretrained model (scratch
+            2.216 -> 2.054, so the pretrained / scratch ratio rises from 0.882 to 0.917).
     """
 
     init_from: str = ""
@@ -434,13 +437,13 @@ class NewsWritingConfig(CausalLMConfig):
     max_test_articles: int | None = None
     generation_batch_size: int = 16
     generation_seed: int = 1234
-    topic_guidance_scales: list[float] = dataclasses.field(default_factory=lambda: [3.0])
+    topic_guidance_scales: list[float] = dataclasses.field(default_factory=lambda: [3.0, 6.0])
     guidance_negative: str = "title"
     scale_residual_init: bool = True
-    document_start_fraction: float = 0.5
+    document_start_fraction: float = 1.0
     batch_size: int = 16
     dropout: float = 0.1
-    max_iters: int = 300
+    max_iters: int = 600
     eval_interval: int = 50
     eval_iters: int = 4
     learning_rate: float = 5e-4

@@ -133,7 +133,8 @@ def _finished_model(parser, run_dir, model_name, model_seed=None):
 
 
 def topic_guidance(argv: list[str]) -> dict:
-    """``topic-guidance``: topic agreement per guidance scale, printed and written to ``topic_guidance_<negative>.json``."""
+    """``topic-guidance``: topic agreement per guidance scale, printed and written to the run directory
+    (``topic_guidance_<negative>.json``)."""
     parser = build_guidance_parser()
     args = parser.parse_args(argv)
     from llm_tf import training

@@ -4,7 +4,7 @@ headline, against the same GPT fine-tuned from scratch (``llm_tf.tasks.news_writ
 1. Data: the BBC News split of the news job (seed 42); each article becomes
    ``topic: <topic>\\ntitle: <headline>\\n\\n<body>`` followed by end-of-text.
 2. For each seed (``--seeds``, default 0 1): fine-tune the causal pretraining run of ``--init-from`` (its tokenizer
-   and weights) and, with the same recipe, tokenizer and seed, the same GPT from a random initialisation (600 steps
+   and weights) and, with the same recipe, tokenizer and seed, the same GPT from a random initialisation (900 steps
    of 16 x 256 tokens, every window starting at an article's first token (``--document-start-fraction``), AdamW
    5e-4 with warmup and cosine decay, dropout 0.1).
 3. Test articles: perplexity and bits per byte of the body given its topic and title (strided windows).

@@ -6,9 +6,10 @@ The seed article's step "pretrain on large unlabeled text" (``llm_tf.tasks.pretr
    ``--add-texts bbc sst2`` the *training* texts of the news and sentiment jobs (never their validation/test).
 2. A WordPiece vocabulary (16,000 pieces) learned on the training documents; documents encoded once and packed
    into ``[CLS] ... [SEP]`` rows of 128 tokens, per split.
-3. ``MaskedLM`` on a 4-layer, 256-wide ``TransformerEncoder`` (BERT-Mini's shape): dynamic 80/10/10 masking
-   of 15% of the tokens, drawn again every interval (``--whole-word-masking`` masks whole words); AdamW,
-   warmup + cosine decay; ``--max-steps`` or ``--max-tokens`` budget.
+3. ``MaskedLM`` on a 2-layer, 128-wide ``TransformerEncoder`` (the news job's shape; why not BERT-Mini's
+   4 × 256: ``PretrainConfig``): dynamic 80/10/10 masking of 15% of the tokens, drawn again every interval
+   (``--whole-word-masking`` masks whole words); AdamW, warmup + cosine decay; ``--max-steps`` or
+   ``--max-tokens`` budget.
 4. After every interval (``--eval-every-n-steps``): held-out masked-token accuracy and perplexity on books
    never trained on, tokens seen and tokens/s (``pretrain_eval.csv`` / ``.png``).
 
@@ -16,7 +17,7 @@ Run directory ``<output-dir>/pretrain/<timestamp>/``: ``config.json``, ``tokeniz
 encoder a classification run starts from: ``--init-from RUN``), ``last.keras`` (the masked LM),
 ``pretrain_eval.csv`` / ``.png``, ``results.json``. Rerunning the same command resumes an interrupted run.
 
-Presets: ``full`` (1,600 steps of 64 × 128 tokens = 13.1 M tokens; see README for its time) and ``smoke``
+Presets: ``full`` (4,800 steps of 64 × 128 tokens = 39.3 M tokens; see README for its time) and ``smoke``
 (a 1-layer, 64-wide model on 6 books cut to 20,000 characters; seconds).
 
 ``--objective causal`` pretrains a GPT instead (``llm_tf.tasks.causal_pretraining``): a byte-level BPE vocabulary

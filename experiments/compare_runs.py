@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a task label, then one COLUMN=RUN_DIR per start (repeat --row per task)")
     parser.add_argument("--reference", default="scratch", help="the column every other one is paired against")
     parser.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy")
+    parser.add_argument("--split", choices=("test", "validation"), default="test",
+                        help="the held-out split the figures come from (validation: a second estimate; it picks "
+                             "no checkpoint)")
     parser.add_argument("--output", default=None,
                         help="also write the table to this Markdown file and its figures to the same path with .json")
     return parser
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = parse_rows(parser, args.row)
     from llm_tf.tasks.comparison import compare_runs, format_comparison
 
-    comparison = compare_runs(rows, reference=args.reference, metric=args.metric)
+    comparison = compare_runs(rows, reference=args.reference, metric=args.metric, split=args.split)
     text = format_comparison(comparison)
     print(text)
     if args.output:

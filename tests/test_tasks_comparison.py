@@ -19,14 +19,21 @@ def _config(**changes):
     return config
 
 
-def _write_run(path, accuracies, config, baseline=None, macro_f1=None):
-    """A finished classification run's results.json as the experiments write it (the fields compared)."""
+def _write_run(path, accuracies, config, baseline=None, macro_f1=None, validation=None):
+    """A finished classification run's results.json as the experiments write it (the fields compared).
+
+    ``validation``: ``{seed: accuracy}`` on the validation split (macro-F1 0.1 lower), or None for a run without one.
+    """
     path.mkdir(parents=True)
     per_seed = [{"seed": seed, "status": "completed",
-                 "test": {"accuracy": value, "macro_f1": (macro_f1 or accuracies)[seed]}}
+                 "test": {"accuracy": value, "macro_f1": (macro_f1 or accuracies)[seed]},
+                 "validation": None if validation is None else {"accuracy": validation[seed],
+                                                                "macro_f1": validation[seed] - 0.1}}
                 for seed, value in accuracies.items()]
     results = {"experiment": "news_classification", "config": config, "transformer": {"per_seed": per_seed},
-               "baseline": None if baseline is None else {"test": {"accuracy": baseline, "macro_f1": baseline - 0.01}}}
+               "baseline": None if baseline is None else {
+                   "test": {"accuracy": baseline, "macro_f1": baseline - 0.01},
+                   "validation": {"accuracy": baseline - 0.02, "macro_f1": baseline - 0.03}}}
     (path / "results.json").write_text(json.dumps(results))
     return str(path)
 
@@ -71,6 +78,30 @@ def test_only_shared_seeds_are_paired_and_the_macro_f1_metric_is_read(tmp_path):
         comparison.compare_runs([("x", {"scratch": scratch, "lone": lone})])
 
 
+def test_the_validation_split_is_read_instead_of_test_when_asked(tmp_path):
+    scratch = _write_run(tmp_path / "a", {0: 0.90, 1: 0.92}, _config(), baseline=0.97,
+                         validation={0: 0.80, 1: 0.86})
+    pretrained = _write_run(tmp_path / "b", {0: 0.95, 1: 0.93}, _config(init_from="p"),
+                            validation={0: 0.88, 1: 0.87})
+    rows = [("BBC", {"scratch": scratch, "books": pretrained})]
+    table = comparison.compare_runs(rows, split="validation")
+    row = table["rows"][0]
+    assert table["split"] == "validation" and row["baseline"] == pytest.approx(0.95)
+    assert row["cells"]["scratch"]["summary"]["mean"] == pytest.approx(0.83)
+    assert row["differences"]["books"]["differences"] == pytest.approx([0.08, 0.01])
+    f1 = comparison.compare_runs(rows, metric="macro_f1", split="validation")["rows"][0]
+    assert f1["cells"]["books"]["summary"]["mean"] == pytest.approx(0.775)
+    assert comparison.format_comparison(table).startswith("Validation accuracy, %")
+    script = compare_script.main(["--row", "BBC", f"scratch={scratch}", f"books={pretrained}", "--split", "validation"])
+    assert script["split"] == "validation" and script["rows"][0]["differences"] == row["differences"]
+    assert comparison.compare_runs(rows)["rows"][0]["differences"]["books"]["differences"] == pytest.approx([0.05, 0.01])
+    without = _write_run(tmp_path / "c", {0: 0.9}, _config())
+    with pytest.raises(ValueError, match="seed 0 has no validation figures"):
+        comparison.compare_runs([("BBC", {"scratch": scratch, "other": without})], split="validation")
+    with pytest.raises(ValueError, match="split must be one of"):
+        comparison.load_classification_run(scratch, split="train")
+
+
 def test_runs_on_different_data_are_refused_and_recipe_differences_are_listed(tmp_path):
     scratch = _write_run(tmp_path / "a", {0: 0.5}, _config())
     full_data = _write_run(tmp_path / "b", {0: 0.9}, _config(max_train_examples=None))
@@ -110,6 +141,8 @@ def test_script_prints_and_writes_the_table_and_rejects_malformed_rows(tmp_path,
     saved = json.loads((tmp_path / "out" / "comparison.json").read_text())
     assert saved["rows"][0]["differences"]["books + task"]["differences"] == pytest.approx([0.05, 0.04])
     assert result["rows"][1]["differences"] == {}
-    for bad in (["--row", "BBC"], ["--row", "BBC", scratch], ["--row", "BBC", f"a={scratch}", f"a={scratch}"]):
+    assert printed.startswith("Test accuracy, %")
+    for bad in (["--row", "BBC"], ["--row", "BBC", scratch], ["--row", "BBC", f"a={scratch}", f"a={scratch}"],
+                ["--row", "BBC", f"scratch={scratch}", "--split", "train"]):
         with pytest.raises(SystemExit):
             compare_script.main(bad)

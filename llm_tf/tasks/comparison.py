@@ -8,7 +8,9 @@ For each cell the table gives the mean ± sample std over the run's seeds; for e
 reference (``"scratch"`` by default), the **paired** difference column − reference over the seeds the two runs
 share (seed *s* against seed *s*: the same data order and head initialization, so the pretrained start is the
 only difference that seeds share), with its Student-t 95% interval; and the TF-IDF + LinearSVC baseline of
-the row, from whichever run fitted it.
+the row, from whichever run fitted it. The figures are the test split's, or with ``split="validation"`` the
+validation split's: both are scored on the last weights and neither picks a checkpoint, so the second is an
+independent estimate of the same difference.
 
 A comparison is only meaningful on the same data: the runs of a row must agree on every field that decides the
 training, validation and test examples (:data:`DATA_FIELDS`), or :func:`compare_runs` raises and names the
@@ -43,13 +45,17 @@ START_FIELDS = (
 # Fields that describe where or how a run executed, not what it trained.
 IGNORED_FIELDS = ("data_dir", "seeds", "baseline", "baseline_c", "strategy", "num_cpu_devices", "preset")
 METRICS = ("accuracy", "macro_f1")
+# The held-out splits whose figures a run records per seed. Both are evaluated on the last weights and neither picks
+# a checkpoint, so the validation split is a second, independent estimate of the same difference.
+SPLITS = ("test", "validation")
 
 
-def load_classification_run(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The per-seed test figures, baseline and config of one finished classification run.
+def load_classification_run(run_dir: str | os.PathLike, split: str = "test") -> dict[str, Any]:
+    """The per-seed figures on one held-out split, baseline and config of one finished classification run.
 
     Args:
         run_dir: a run directory of a classification experiment (``<runs>/<experiment>/<timestamp>``).
+        split: ``"test"`` or ``"validation"``.
 
     Returns:
         ``{"run_dir", "experiment", "config", "accuracy": {seed: value}, "macro_f1": {seed: value},
@@ -57,8 +63,11 @@ def load_classification_run(run_dir: str | os.PathLike) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: the directory or its ``results.json`` is missing (an unfinished run has none).
-        ValueError: the results are not a classification run's, or hold no seed.
+        ValueError: an unknown split, results that are not a classification run's, hold no seed, or have no
+            figures on ``split`` (a run without a validation split).
     """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
     run_dir = os.fspath(run_dir)
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run directory {run_dir!r} does not exist.")
@@ -78,17 +87,20 @@ def load_classification_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     for member in transformer["per_seed"]:
         if "seed" not in member or "test" not in member:
             raise ValueError(f"{results_path!r}: a per-seed entry has no 'seed' or 'test' figures.")
+        if not member.get(split):
+            raise ValueError(f"{results_path!r}: seed {member['seed']} has no {split} figures (the run had no "
+                             f"{split} split); compare on another split.")
         for metric in METRICS:
-            per_metric[metric][int(member["seed"])] = float(member["test"][metric])
+            per_metric[metric][int(member["seed"])] = float(member[split][metric])
     if not per_metric["accuracy"]:
         raise ValueError(f"{results_path!r} holds no seed (cross-validation runs are not compared here).")
-    baseline = results.get("baseline")
+    baseline = (results.get("baseline") or {}).get(split)
     return {
         "run_dir": run_dir,
         "experiment": results.get("experiment"),
         "config": results["config"],
         **per_metric,
-        "baseline": None if not baseline else {metric: float(baseline["test"][metric]) for metric in METRICS},
+        "baseline": None if not baseline else {metric: float(baseline[metric]) for metric in METRICS},
     }
 
 
@@ -135,21 +147,24 @@ def compare_runs(
     rows: Sequence[tuple[str, Mapping[str, str | os.PathLike]]],
     reference: str = "scratch",
     metric: str = "accuracy",
+    split: str = "test",
 ) -> dict[str, Any]:
     """The pretrained-vs-scratch table over finished classification runs.
 
     Args:
         rows: ``(label, {column: run_dir})`` per task, columns in display order; a row may leave columns out.
         reference: the column the others are paired against (a row without it gets no differences).
-        metric: ``"accuracy"`` or ``"macro_f1"`` (test split).
+        metric: ``"accuracy"`` or ``"macro_f1"``.
+        split: the held-out split the figures come from, ``"test"`` or ``"validation"``.
 
     Returns:
-        ``{"metric", "reference", "columns", "rows": [{"label", "cells": {column: {"run_dir", "seeds",
+        ``{"metric", "split", "reference", "columns", "rows": [{"label", "cells": {column: {"run_dir", "seeds",
         "summary", "init_from"}}, "baseline", "differences": {column: paired summary},
         "recipe_differences": {column: [...]}}]}``.
 
     Raises:
-        ValueError: an unknown metric, an empty row, or runs of one row on different data (names the field).
+        ValueError: an unknown metric or split, an empty row, runs of one row on different data (names the
+            field), or a run without figures on ``split``.
         FileNotFoundError: a run directory or its results are missing.
     """
     if metric not in METRICS:
@@ -161,7 +176,7 @@ def compare_runs(
     for label, members in rows:
         if not members:
             raise ValueError(f"row {label!r} names no run.")
-        loaded = {column: load_classification_run(path) for column, path in members.items()}
+        loaded = {column: load_classification_run(path, split) for column, path in members.items()}
         columns.extend(column for column in members if column not in columns)
         first_column, first = next(iter(loaded.items()))
         for column, run in loaded.items():
@@ -197,7 +212,7 @@ def compare_runs(
             "differences": differences,
             "recipe_differences": recipe,
         })
-    return {"metric": metric, "reference": reference, "columns": columns, "rows": table_rows}
+    return {"metric": metric, "split": split, "reference": reference, "columns": columns, "rows": table_rows}
 
 
 def _percent(value: float | None, signed: bool = False) -> str:
@@ -237,11 +252,13 @@ def format_comparison(comparison: Mapping[str, Any]) -> str:
             if row["recipe_differences"].get(column):
                 notes.append(f"  - recipe differs from {reference}: " + "; ".join(row["recipe_differences"][column]))
     metric = comparison["metric"].replace("_", "-")
-    return "\n".join([f"Test {metric}, % (mean ± sample std over seeds):", "", *lines, "", *notes])
+    split = comparison.get("split", "test").capitalize()
+    return "\n".join([f"{split} {metric}, % (mean ± sample std over seeds):", "", *lines, "", *notes])
 
 
 __all__ = [
     "DATA_FIELDS",
+    "SPLITS",
     "compare_runs",
     "format_comparison",
     "load_classification_run",

@@ -45,8 +45,7 @@ START_FIELDS = (
 # Fields that describe where or how a run executed, not what it trained.
 IGNORED_FIELDS = ("data_dir", "seeds", "baseline", "baseline_c", "strategy", "num_cpu_devices", "preset")
 METRICS = ("accuracy", "macro_f1")
-# The held-out splits whose figures a run records per seed. Both are evaluated on the last weights and neither picks
-# a checkpoint, so the validation split is a second, independent estimate of the same difference.
+# The held-out splits whose figures a run records per seed (see the module docstring).
 SPLITS = ("test", "validation")
 
 

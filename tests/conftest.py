@@ -23,3 +23,19 @@ def shared_data_dir():
     if not SHARED_DATA_DIR.is_dir():
         pytest.skip(f"real datasets not found at {SHARED_DATA_DIR}")
     return SHARED_DATA_DIR
+
+
+# The longest test files (CPU time on 2 cores, heaviest first), started first: pytest-xdist hands out whole files
+# (`--dist loadfile`) in collection order, so a long file collected last would run alone at the end while the
+# other worker idles. Every other file keeps its place after them.
+_LONG_FILES_FIRST = (
+    "test_reproducibility.py", "test_notebooks.py", "test_backends.py", "test_experiments_news_writing.py",
+    "test_models_gpt.py", "test_experiments_summarization.py", "test_experiments_news.py",
+    "test_experiments_shakespeare.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: position for position, name in enumerate(_LONG_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own tests keep their order
+

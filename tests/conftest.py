@@ -38,4 +38,3 @@ _LONG_FILES_FIRST = (
 def pytest_collection_modifyitems(session, config, items):
     rank = {name: position for position, name in enumerate(_LONG_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own tests keep their order
-

@@ -191,6 +191,31 @@ def test_padding_does_not_leak_into_real_tokens_or_mean_pooling():
     np.testing.assert_allclose(logits, pooled_logits, atol=1e-5)
 
 
+def test_max_pooling_takes_each_features_maximum_over_the_real_tokens_only():
+    keras.utils.set_random_seed(1)
+    classifier = TextClassifier(3, pooling="max", config=tiny_config())
+    inputs = fixed_batch()
+    mask = inputs["padding_mask"]
+    assert (~mask).any()  # the batch has padding to ignore
+    sequence = np.asarray(classifier.backbone(inputs))
+    expected = np.stack([sequence[row][mask[row]].max(0) for row in range(len(mask))])
+    # Padded positions whose states exceed every real token's must not win (they would with a plain max).
+    assert (sequence.max(1) > expected).any()
+    np.testing.assert_allclose(np.asarray(classifier(inputs)), np.asarray(classifier.classifier(expected)),
+                               atol=1e-5)
+    # A row without any real token pools to zeros (no -inf, no NaN), in logits and in gradients.
+    empty = {key: value[:1].copy() for key, value in inputs.items()}
+    empty["padding_mask"][:] = False
+    np.testing.assert_allclose(np.asarray(classifier(empty)), np.asarray(classifier.classifier(np.zeros((1, classifier.config.hidden_dim)))),
+                               atol=1e-6)
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(classifier(empty, training=True))
+    gradients = tape.gradient(loss, classifier.trainable_variables)
+    assert all(np.all(np.isfinite(tf.convert_to_tensor(g))) for g in gradients if g is not None)
+
+
 def test_bare_token_ids_are_masked_with_padding_id_zero_and_segments_default_to_zero():
     encoder = TransformerEncoder(tiny_config())
     inputs = fixed_batch()
@@ -266,7 +291,7 @@ def test_classifier_and_masked_lm_need_exactly_one_of_backbone_or_config():
     with pytest.raises(ValueError, match="exactly one of `backbone`"):
         MaskedLM(backbone=TransformerEncoder(tiny_config()), config=tiny_config())
     with pytest.raises(ValueError, match="pooling"):
-        TextClassifier(2, pooling="max", config=tiny_config())
+        TextClassifier(2, pooling="maximum", config=tiny_config())
     with pytest.raises(ValueError, match="num_classes=0"):
         TextClassifier(0, config=tiny_config())
 

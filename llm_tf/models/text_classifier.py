@@ -21,6 +21,9 @@ class TextClassifier(keras.Model):
 
     * ``"first"`` — the first token's state (BERT's ``[CLS]`` position);
     * ``"mean"`` — the mean of the states of the real tokens (padding excluded), in float32;
+    * ``"max"`` — the feature-wise maximum over the real tokens' states (padding excluded), in float32: each
+      feature reports its strongest occurrence anywhere in the text, as the max-over-time pooling of
+      convolutional sentence classifiers (Kim, 2014) does;
     * ``"pooler"`` — BERT's pooler ``tanh(W_p · h_first + b_p)``; with it the model is exactly Hugging
       Face's ``BertForSequenceClassification`` (pooler → dropout → ``Dense(num_labels)``).
 
@@ -34,7 +37,7 @@ class TextClassifier(keras.Model):
 
     Args:
         num_classes: number of classes (logit width).
-        pooling: ``"first"``, ``"mean"`` or ``"pooler"``.
+        pooling: ``"first"``, ``"mean"``, ``"max"`` or ``"pooler"``.
         dropout: dropout rate before the classifier, in ``[0, 1)``.
         backbone: an existing :class:`TransformerEncoder`; mutually exclusive with ``config``.
         config: a :class:`TransformerEncoderConfig` (or dict) for a new backbone.
@@ -119,6 +122,11 @@ class TextClassifier(keras.Model):
             total = ops.sum(ops.cast(sequence, "float32") * weights, axis=1)
             # An all-padding row pools to zeros instead of 0/0.
             pooled = total / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        elif self.pooling == "max":
+            real = ops.cast(padding_mask, "bool")[:, :, None]
+            real_states = ops.where(real, ops.cast(sequence, "float32"), float("-inf"))
+            # An all-padding row pools to zeros instead of -inf.
+            pooled = ops.where(ops.any(real, axis=1), ops.max(real_states, axis=1), 0.0)
         else:
             pooled = sequence[:, 0, :]
             if self.pooler is not None:

@@ -7,8 +7,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # The tests' models are tiny and most XLA programs run a few steps once compiled, so LLVM's optimization passes
 # cost more than they save: without them the XLA-heavy tests (GPT, the JAX backend process) take ~30% less CPU
-# time. The compiled programs compute the same things (checks with tolerances, bit-exact reruns within one
-# setting, and the tests compare nothing against a default-flags build). Subprocesses and notebook kernels
+# time. They are the same programs, less optimized: results are checked with tolerances or against reruns under
+# the same flags, never against numbers from a default-flags build. Subprocesses and notebook kernels
 # inherit it; set XLA_FLAGS yourself to test with other flags.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 

@@ -118,6 +118,12 @@ def test_train_classifier_rejects_bad_recipes(tokenizer):
                                 special_ids=[0], learning_rte=1e-3)
 
 
+def test_the_tasks_poolings_are_the_classifiers():
+    from llm_tf.models.transformer_encoder import POOLING_CHOICES
+
+    assert sorted(classification.POOLINGS) == sorted(POOLING_CHOICES)
+
+
 def test_summaries_over_seeds():
     def report(accuracy, f1):
         return {"accuracy": accuracy, "macro_f1": f1, "per_class": {"a": {"f1": f1}, "b": {"f1": f1}},

@@ -206,8 +206,8 @@ def test_max_pooling_takes_each_features_maximum_over_the_real_tokens_only():
     # A row without any real token pools to zeros (no -inf, no NaN), in logits and in gradients.
     empty = {key: value[:1].copy() for key, value in inputs.items()}
     empty["padding_mask"][:] = False
-    np.testing.assert_allclose(np.asarray(classifier(empty)), np.asarray(classifier.classifier(np.zeros((1, classifier.config.hidden_dim)))),
-                               atol=1e-6)
+    zeros = np.zeros((1, classifier.config.hidden_dim), "float32")
+    np.testing.assert_allclose(np.asarray(classifier(empty)), np.asarray(classifier.classifier(zeros)), atol=1e-6)
     import tensorflow as tf
 
     with tf.GradientTape() as tape:

@@ -41,8 +41,8 @@ from llm_tf.tasks.windows import (
     predict_window_probabilities,
 )
 
-# TextClassifier's POOLING_CHOICES (the task's default, mean, first), spelled out so that the command line and config
-# checks run without importing Keras (tests/test_tasks_classification.py keeps the two equal).
+# TextClassifier's POOLING_CHOICES (the task's default, mean, first), spelled out so that the command line and
+# the config checks run without importing Keras (tests/test_tasks_classification.py keeps the two equal).
 POOLINGS = ("mean", "first", "max", "pooler")
 #: The keyword arguments of :func:`train_classifier` that make up a recipe (model, optimization, windows):
 #: an experiment's config holds fields of these names and passes them on unchanged.

@@ -112,7 +112,7 @@ class GPTGeneration:
                 float16 half, int8 a quarter). At batch 1 on a CPU (GPT-2 small, 2 cores) bfloat16 /
                 float16 / int8 run 1.7× / 1.6× / 2.2× faster than float32; at batch 8 float32 is faster.
                 Their quality cost on a trained model (logit differences, perplexity, greedy agreement) is
-                measured by ``benchmarks/weight_only_decoding.py`` and recorded in README.
+                measured by ``benchmarks/weight_only_decoding.py`` and recorded in docs/measurements.md.
             negative_prompt_ids: prompts for classifier-free guidance (Sanchez et al. 2023, "Stay on topic with
                 classifier-free guidance"), one per prompt, in any form ``prompt_ids`` takes (e.g. the prompt
                 without the condition to stress). Each step scores the next token under both prompts and

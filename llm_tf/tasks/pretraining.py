@@ -273,7 +273,7 @@ class PretrainConfig(ExperimentConfig):
         norm_first: a pre-norm encoder (LayerNorm before each sublayer and after the last block; True) or BERT's
             post-norm one (False). Pre-norm takes the higher learning rate (1e-3) without warmup trouble; measured
             at 9.8 M tokens on the same held-out books, pre-norm reached 14.2% held-out MLM accuracy and post-norm
-            13.5% (README): a small gain, not a different regime.
+            13.5% (docs/measurements.md): a small gain, not a different regime.
         mask_rate, max_predictions, whole_word_masking: the masking (see :func:`mask_sequences`).
         batch_size: rows per step.
         max_steps: training steps; ``max_tokens`` (packed tokens, ``steps * batch * length``) takes precedence

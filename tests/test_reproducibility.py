@@ -352,13 +352,36 @@ def _translation_metrics(output_dir: pathlib.Path) -> dict:
     return {"scores": scores, "outputs": outputs, "losses": losses}
 
 
+def _check_translation_smoke_results(output_dir: pathlib.Path):
+    """What the smoke preset must produce: scores of both decodings, the run's files, the validation BLEU after
+    every epoch and the averaged epoch checkpoints (the smoke test of experiments/translation.py)."""
+    (results_file,) = output_dir.rglob("translation_results.json")
+    results = json.loads(results_file.read_text())
+    run_dir = pathlib.Path(results["run_dir"])
+    assert results["train_status"] == "completed"
+    for scores in (results["test"]["greedy"], results["test"]["beam3"]):
+        assert scores["bleu_lowercase"] >= scores["bleu"]  # lowercasing only adds matches
+        assert "case:mixed" in scores["bleu_signature"] and "case:lc" in scores["bleu_lowercase_signature"]
+        assert scores["sentences_per_s"] > 0
+    for name in ("summary.md", "bleu_vs_time.png", "cross_attention_1.png", "cross_attention_2.png",
+                 "test_greedy.txt", "test_beam3.txt", "best.keras", "tokenizer", "results.json"):
+        assert (run_dir / name).exists(), name
+    assert len((run_dir / "test_greedy.txt").read_text().splitlines()) == 30  # the whole (smoke-sized) test set
+    assert [row[0] for row in results["bleu_timeline"]] == [1, 2]  # validation BLEU after every epoch
+    assert results["averaged_checkpoints"] == ["epoch_0001.npz", "epoch_0002.npz"]
+    summary = (run_dir / "summary.md").read_text()
+    assert "| 10 |" in summary.replace("  ", " ") or "\n 10 |" in summary  # the table of 10 example sentences
+
+
 @pytest.mark.slow
 @pytest.mark.data
-def test_translation_smoke_resumed_after_sigkill_equals_an_uninterrupted_run(tmp_path, shared_data_dir):
+def test_translation_smoke_trains_decodes_scores_and_resumes_exactly_after_sigkill(tmp_path, shared_data_dir):
+    # One smoke run through serves as the end-to-end test of the script and as the reference of the resume.
     command = _command(*TRANSLATION_SMOKE, "--data-dir", str(shared_data_dir))
     uninterrupted, resumed = _uninterrupted_and_resumed(
         command, tmp_path, "translation_*/*", "translation_*/*/results.json", 2, _translation_metrics
     )
+    _check_translation_smoke_results(tmp_path / "uninterrupted")
     assert uninterrupted["outputs"] and uninterrupted["losses"]
     assert resumed == uninterrupted
 

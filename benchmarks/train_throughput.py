@@ -231,7 +231,7 @@ def compile_with_recipe(
 
 def build_llm_tf(
     recipe: CausalLMConfig, dataset_stream, precision: str, jit_compile: bool, steps_per_execution: int,
-    padding_mask: bool = False, plain_sgd: bool = False,
+    padding_mask: bool = False, plain_sgd: bool = False, fused_optimizer: bool = False,
 ):
     """``llm_tf.models.GPT`` built and compiled by ``build_causal_lm``, as ``experiments/gpt_shakespeare.py`` does.
 
@@ -247,6 +247,12 @@ def build_llm_tf(
         import keras
 
         compile_with_recipe(model, recipe, jit_compile, steps_per_execution, optimizer=keras.optimizers.SGD(1e-3))
+    elif fused_optimizer:
+        from llm_tf.tasks.language_modeling import causal_lm_optimizer
+
+        optimizer = causal_lm_optimizer(recipe)
+        optimizer = type(optimizer).from_config({**optimizer.get_config(), "fused": True})
+        compile_with_recipe(model, recipe, jit_compile, steps_per_execution, optimizer=optimizer)
     num_parameters = model.count_params() - recipe.block_size * recipe.hidden_dim
     dataset = keras_dataset(dataset_stream, recipe, with_padding_mask=padding_mask)
     label = "llm_tf GPT" + ("" if precision == "float32" else f" ({precision})")
@@ -411,11 +417,13 @@ def parse_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     Settings not named keep the command line's values (``--steps-per-execution``, ``--no-jit``, ...).
 
     Args:
-        variant: comma-separated ``spe=N``, ``nojit``, ``mask``, ``bf16``, ``sgd`` (plain SGD instead of AdamW).
+        variant: comma-separated ``spe=N``, ``nojit``, ``mask``, ``bf16``, ``sgd`` (plain SGD instead of AdamW),
+            ``fused`` (``SelectiveAdamW(fused=True)``: the same AdamW over flat buffers).
         args: the parsed command line.
 
     Returns:
-        ``{"precision", "jit_compile", "steps_per_execution", "padding_mask", "plain_sgd"}``.
+        ``{"precision", "jit_compile", "steps_per_execution", "padding_mask", "plain_sgd",
+        "fused_optimizer"}``.
 
     Example:
         >>> parse_variant("spe=250,mask", build_parser().parse_args([]))["steps_per_execution"]
@@ -424,6 +432,7 @@ def parse_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     settings = {
         "precision": "float32", "jit_compile": args.jit_compile,
         "steps_per_execution": args.steps_per_execution, "padding_mask": args.padding_mask, "plain_sgd": False,
+        "fused_optimizer": False,
     }
     for item in filter(None, variant.split(",")):
         if item == "nojit":
@@ -434,11 +443,13 @@ def parse_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
             settings["precision"] = "mixed_bfloat16"
         elif item == "sgd":
             settings["plain_sgd"] = True
+        elif item == "fused":
+            settings["fused_optimizer"] = True
         elif item.startswith("spe=") and item[4:].isdigit() and int(item[4:]) > 0:
             settings["steps_per_execution"] = int(item[4:])
         else:
             raise ValueError(
-                f"--variants items are comma-separated spe=N (N >= 1), nojit, mask, bf16, sgd; got {item!r} in "
+                f"--variants items are comma-separated spe=N (N >= 1), nojit, mask, bf16, sgd, fused; got {item!r} in "
                 f"variant={variant!r}."
             )
     return settings

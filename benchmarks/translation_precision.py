@@ -1,4 +1,5 @@
-"""Training-step time of the Multi30k translation model in float32 against ``mixed_bfloat16``, side by side.
+"""Training-step time of the Multi30k translation model in float32 against ``mixed_bfloat16``, side by side
+(or, with ``--compare optimizer``, in float32 with the fused AdamW update against Keras's per-variable one).
 
 The recipe of ``experiments/translation.py`` (4 + 4 pre-norm layers, 128 wide, tied embeddings, joint byte-level
 BPE, batches of <= 2,048 tokens by length bucket, Adam with label smoothing, no XLA: one graph per batch shape).
@@ -10,6 +11,7 @@ round counts. ``mixed_bfloat16`` only pays where the CPU has bfloat16 instructio
 Usage:
     python benchmarks/translation_precision.py                   # 40 batches, 3 rounds
     python benchmarks/translation_precision.py --batches 10 --rounds 1 --max-train-pairs 3000   # a quick check
+    python benchmarks/translation_precision.py --compare optimizer   # fused vs per-variable AdamW, float32
 
 Not a test: timings depend on the machine and its load.
 """
@@ -46,8 +48,9 @@ from llm_tf.training import set_precision  # noqa: E402
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
-def build(precision: str, vocabulary_size: int, recipe: TranslationConfig):
-    """The experiment's model and optimizer, built under ``precision`` (the global policy is restored after)."""
+def build(precision: str, vocabulary_size: int, recipe: TranslationConfig, fused_optimizer: bool = True):
+    """The experiment's model and optimizer, built under ``precision`` (the global policy is restored after);
+    ``fused_optimizer=False`` recompiles it with Keras's per-variable AdamW update (the same settings)."""
     set_precision(precision)
     try:
         keras.utils.set_random_seed(0)
@@ -55,6 +58,11 @@ def build(precision: str, vocabulary_size: int, recipe: TranslationConfig):
                                             recipe.num_heads, recipe.intermediate_dim, recipe.dropout,
                                             norm_first=recipe.norm_first)
         s2s.compile_translation_model(model, recipe.warmup_steps, recipe.learning_rate_scale, recipe.label_smoothing)
+        if not fused_optimizer:
+            optimizer = model.optimizer
+            model.compile(optimizer=type(optimizer).from_config({**optimizer.get_config(), "fused": False}),
+                          loss=model.loss, jit_compile=False,
+                          weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     finally:
         set_precision("float32")
     return model
@@ -76,6 +84,8 @@ def main():
     parser.add_argument("--vocabulary-size", type=int, default=6000)
     parser.add_argument("--batches", type=int, default=40, help="batches per timed round (seeded draw)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds (median)")
+    parser.add_argument("--compare", choices=("precision", "optimizer"), default="precision",
+                        help="float32 vs mixed_bfloat16, or (float32) the fused AdamW update vs the per-variable one")
     args = parser.parse_args()
 
     print(machine_line(), flush=True)
@@ -94,19 +104,24 @@ def main():
     print(f"{len(batches)} batches of {len(all_batches)} ({tokens:,} source + target tokens), "
           f"{len({b[0]['encoder_token_ids'].shape for b in batches})} shapes; vocabulary {tokenizer.vocabulary_size}",
           flush=True)
-    models = {name: build(name, tokenizer.vocabulary_size, recipe) for name in PRECISIONS}
+    if args.compare == "precision":
+        models = {name: build(name, tokenizer.vocabulary_size, recipe) for name in PRECISIONS}
+    else:
+        models = {name: build("float32", tokenizer.vocabulary_size, recipe, fused_optimizer=fused)
+                  for name, fused in (("fused AdamW", True), ("per-variable AdamW", False))}
+    names = list(models)
     for name, model in models.items():
         print(f"  warm-up {name}: {run_batches(model, batches):.1f} s (tracing every shape)", flush=True)
-    seconds = {name: [] for name in PRECISIONS}
+    seconds = {name: [] for name in names}
     for round_index in range(args.rounds):
         for name, model in models.items():
             seconds[name].append(run_batches(model, batches))
             print(f"  round {round_index + 1} {name}: {seconds[name][-1]:.2f} s", flush=True)
     median = {name: statistics.median(values) for name, values in seconds.items()}
-    print("\n| precision | ms per step | tokens/s | vs float32 |\n|---|---|---|---|")
-    for name in PRECISIONS:
+    print(f"\n| {args.compare} | ms per step | tokens/s | vs {names[0]} |\n|---|---|---|---|")
+    for name in names:
         print(f"| {name} | {1000 * median[name] / len(batches):.0f} | {tokens / median[name]:,.0f} | "
-              f"{median['float32'] / median[name]:.2f}× |")
+              f"{median[names[0]] / median[name]:.2f}× |")
 
 
 if __name__ == "__main__":

@@ -231,7 +231,7 @@ def compile_with_recipe(
 
 def build_llm_tf(
     recipe: CausalLMConfig, dataset_stream, precision: str, jit_compile: bool, steps_per_execution: int,
-    padding_mask: bool = False, plain_sgd: bool = False, fused_optimizer: bool = False,
+    padding_mask: bool = False, plain_sgd: bool = False, fused_optimizer: bool = True,
 ):
     """``llm_tf.models.GPT`` built and compiled by ``build_causal_lm``, as ``experiments/gpt_shakespeare.py`` does.
 
@@ -247,11 +247,12 @@ def build_llm_tf(
         import keras
 
         compile_with_recipe(model, recipe, jit_compile, steps_per_execution, optimizer=keras.optimizers.SGD(1e-3))
-    elif fused_optimizer:
+    elif not fused_optimizer:
+        # The recipe's AdamW with Keras's per-variable update instead of the fused one (the library's default).
         from llm_tf.tasks.language_modeling import causal_lm_optimizer
 
         optimizer = causal_lm_optimizer(recipe)
-        optimizer = type(optimizer).from_config({**optimizer.get_config(), "fused": True})
+        optimizer = type(optimizer).from_config({**optimizer.get_config(), "fused": False})
         compile_with_recipe(model, recipe, jit_compile, steps_per_execution, optimizer=optimizer)
     num_parameters = model.count_params() - recipe.block_size * recipe.hidden_dim
     dataset = keras_dataset(dataset_stream, recipe, with_padding_mask=padding_mask)
@@ -418,7 +419,7 @@ def parse_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
 
     Args:
         variant: comma-separated ``spe=N``, ``nojit``, ``mask``, ``bf16``, ``sgd`` (plain SGD instead of AdamW),
-            ``fused`` (``SelectiveAdamW(fused=True)``: the same AdamW over flat buffers).
+            ``unfused`` (the same AdamW with Keras's per-variable update instead of the fused one).
         args: the parsed command line.
 
     Returns:
@@ -432,7 +433,7 @@ def parse_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     settings = {
         "precision": "float32", "jit_compile": args.jit_compile,
         "steps_per_execution": args.steps_per_execution, "padding_mask": args.padding_mask, "plain_sgd": False,
-        "fused_optimizer": False,
+        "fused_optimizer": True,
     }
     for item in filter(None, variant.split(",")):
         if item == "nojit":
@@ -443,13 +444,13 @@ def parse_variant(variant: str, args: argparse.Namespace) -> dict[str, Any]:
             settings["precision"] = "mixed_bfloat16"
         elif item == "sgd":
             settings["plain_sgd"] = True
-        elif item == "fused":
-            settings["fused_optimizer"] = True
+        elif item == "unfused":
+            settings["fused_optimizer"] = False
         elif item.startswith("spe=") and item[4:].isdigit() and int(item[4:]) > 0:
             settings["steps_per_execution"] = int(item[4:])
         else:
             raise ValueError(
-                f"--variants items are comma-separated spe=N (N >= 1), nojit, mask, bf16, sgd, fused; got {item!r} in "
+                f"--variants items are comma-separated spe=N (N >= 1), nojit, mask, bf16, sgd, unfused; got {item!r} in "
                 f"variant={variant!r}."
             )
     return settings

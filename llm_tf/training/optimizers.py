@@ -137,7 +137,7 @@ class SelectiveAdamW(keras.optimizers.AdamW):
             return
         # By index: under TensorFlow, update_step receives the raw tf.Variable, which has no Keras path.
         self._learning_rate_factors = [self.learning_rate_multipliers.get(v.path, 1.0) for v in var_list]
-        if not (self.fused and _single_replica()):
+        if not (self.fused and _plain_variables()):
             super().build(var_list)
             return
         # Keras's base build (iterations, EMA, gradient accumulators) without Adam's per-variable moments.
@@ -160,8 +160,9 @@ class SelectiveAdamW(keras.optimizers.AdamW):
         if self.fused and keras.config.backend() == "tensorflow":
             # An embedding lookup's gradient comes as tf.IndexedSlices, one row per looked-up token. Keras's
             # per-variable update and its global-norm clipping square those rows before summing a repeated
-            # token's rows (sum(g_k^2), not (sum g_k)^2); the flat update densifies them first, so clipping and
-            # Adam's second moment see the true gradient (with XLA, Keras's gradients are dense too).
+            # token's rows (sum(g_k^2), not (sum g_k)^2). Made dense here (for the flat update and for the
+            # per-variable one under a mirroring strategy alike), clipping and Adam's second moment see the true
+            # gradient (with XLA, Keras's gradients are dense too).
             import tensorflow as tf
 
             grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
@@ -185,7 +186,7 @@ class SelectiveAdamW(keras.optimizers.AdamW):
             beta_2_power = ops.power(ops.cast(self.beta_2, dtype), step)
             base_rate = ops.cast(learning_rate, dtype)
             rate = base_rate * group.factor if group.factor != 1.0 else base_rate
-            alpha = ops.cast(rate, dtype) * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+            alpha = rate * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
             # A variable without a gradient (Keras filtered it out) keeps its value and its moments.
             present = [i in gradients for i in group.indices]
             flat_gradient = ops.concatenate([
@@ -272,7 +273,7 @@ def _keep_segments(new, old, indices, variables, present):
     return keras.ops.concatenate(pieces)
 
 
-def _single_replica() -> bool:
+def _plain_variables() -> bool:
     """Whether variables are plain (not mirrored): always outside TensorFlow; under TensorFlow, no
     ``tf.distribute`` strategy in scope, or a ``OneDeviceStrategy``. Mirrored variables (even over one device)
     are updated through the strategy, one variable at a time."""

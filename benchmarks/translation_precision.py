@@ -50,19 +50,15 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 def build(precision: str, vocabulary_size: int, recipe: TranslationConfig, fused_optimizer: bool = True):
     """The experiment's model and optimizer, built under ``precision`` (the global policy is restored after);
-    ``fused_optimizer=False`` recompiles it with Keras's per-variable AdamW update (the same settings)."""
+    ``fused_optimizer=False``: Keras's per-variable AdamW update instead of the fused one."""
     set_precision(precision)
     try:
         keras.utils.set_random_seed(0)
         model = s2s.build_translation_model(vocabulary_size, recipe.max_length, recipe.hidden_dim, recipe.num_layers,
                                             recipe.num_heads, recipe.intermediate_dim, recipe.dropout,
                                             norm_first=recipe.norm_first)
-        s2s.compile_translation_model(model, recipe.warmup_steps, recipe.learning_rate_scale, recipe.label_smoothing)
-        if not fused_optimizer:
-            optimizer = model.optimizer
-            model.compile(optimizer=type(optimizer).from_config({**optimizer.get_config(), "fused": False}),
-                          loss=model.loss, jit_compile=False,
-                          weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        s2s.compile_translation_model(model, recipe.warmup_steps, recipe.learning_rate_scale, recipe.label_smoothing,
+                                      fused_optimizer=fused_optimizer)
     finally:
         set_precision("float32")
     return model

@@ -11,28 +11,21 @@ import pytest
 
 from llm_tf import training
 from llm_tf.models import GPT, GPTConfig
+from llm_tf.training.optimizers import densify_gradients
 
 STEPS = 40
-
-
-def _densified(grads):
-    if keras.config.backend() != "tensorflow":
-        return grads
-    import tensorflow as tf
-
-    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
 
 
 class KerasAdamWOnDenseGradients(keras.optimizers.AdamW):
     """Keras's own AdamW fed dense gradients (see `test_a_repeated_tokens_sparse_gradient_is_summed_first`)."""
 
     def apply(self, grads, trainable_variables=None):
-        return super().apply(_densified(grads), trainable_variables)
+        return super().apply(densify_gradients(grads), trainable_variables)
 
 
 class PerVariableAdamWOnDenseGradients(training.SelectiveAdamW):
     def apply(self, grads, trainable_variables=None):
-        return super().apply(_densified(grads), trainable_variables)
+        return super().apply(densify_gradients(grads), trainable_variables)
 
 
 def _gpt():
@@ -57,14 +50,13 @@ def _schedule():
 
 
 def test_fused_update_equals_keras_adamw_after_many_steps_with_xla():
-    jit_compile = True
     # Keras's own AdamW, decaying every variable, against the fused update with no exclusions (both on dense
     # gradients: see test_a_repeated_tokens_sparse_gradient_is_summed_first).
     reference = _train(_gpt(), KerasAdamWOnDenseGradients(_schedule(), weight_decay=0.1, global_clipnorm=1.0),
-                       jit_compile)
+                       jit_compile=True)
     fused = training.SelectiveAdamW(learning_rate=_schedule(), weight_decay=0.1, global_clipnorm=1.0,
                                     exclude_from_weight_decay_patterns=(), exclude_vectors=False, fused=True)
-    weights = _train(_gpt(), fused, jit_compile)
+    weights = _train(_gpt(), fused, jit_compile=True)
     assert fused.fused_active
     moved = max(float(np.abs(after - before).max()) for after, before in zip(reference, _initial_weights()))
     assert moved > 0.02  # the weights did move: the comparison below is not between two untrained models
@@ -77,7 +69,6 @@ def _initial_weights():
 
 
 def test_fused_update_equals_the_per_variable_one_with_exclusions_and_learning_rate_factors_without_xla():
-    jit_compile = False
     variables = _gpt().trainable_variables
     paths = [v.path for v in variables]
     excluded = training.build_optimizer(1e-3).excluded_variable_paths(variables)
@@ -89,8 +80,8 @@ def test_fused_update_equals_the_per_variable_one_with_exclusions_and_learning_r
                     learning_rate_multipliers=factors)
     per_variable = PerVariableAdamWOnDenseGradients(**settings)
     fused = training.SelectiveAdamW(fused=True, **settings)
-    reference = _train(_gpt(), per_variable, jit_compile)
-    weights = _train(_gpt(), fused, jit_compile)
+    reference = _train(_gpt(), per_variable, jit_compile=False)
+    weights = _train(_gpt(), fused, jit_compile=False)
     # Groups: (decayed or not) x (factor 1, 0.5, 2, 0.25) as they occur.
     assert fused.fused_active and not per_variable.fused_active
     # The state: the iteration counter and two moments per weight, or per group.

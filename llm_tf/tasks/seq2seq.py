@@ -389,7 +389,8 @@ TRANSLATION_SCHEDULES = ("inverse_sqrt", "cosine")
 
 def compile_translation_model(model, warmup_steps: int = 500, learning_rate_scale: float = 1.0,
                               label_smoothing: float = 0.1, weight_decay: float = 1e-4,
-                              schedule: str = "inverse_sqrt", total_steps: int | None = None):
+                              schedule: str = "inverse_sqrt", total_steps: int | None = None,
+                              fused_optimizer: bool = True):
     """Adam(W) with betas (0.9, 0.98), linear warmup then an inverse-square-root or cosine decay, label smoothing.
 
     Both schedules peak at ``learning_rate_scale / sqrt(d_model * warmup_steps)`` after ``warmup_steps``:
@@ -398,6 +399,8 @@ def compile_translation_model(model, warmup_steps: int = 500, learning_rate_scal
       needs no horizon (runs stopped by a wall-clock budget);
     - ``"cosine"``: ``WarmupCosineDecay`` down to 0 at ``total_steps`` (required): the rate anneals to zero by the
       last step, so ``total_steps`` should be the steps the run will actually take (epochs × steps per epoch).
+
+    ``fused_optimizer=False``: Keras's per-variable AdamW update instead of the fused one (``build_optimizer``).
     """
     from llm_tf.training import NoamSchedule, WarmupCosineDecay, build_optimizer
 
@@ -411,7 +414,8 @@ def compile_translation_model(model, warmup_steps: int = 500, learning_rate_scal
         peak = learning_rate_scale / math.sqrt(d_model * max(warmup_steps, 1))
         learning_rate = WarmupCosineDecay(peak, warmup_steps=warmup_steps, total_steps=total_steps)
     model.compile(
-        optimizer=build_optimizer(learning_rate, weight_decay=weight_decay, beta_2=0.98, epsilon=1e-9),
+        optimizer=build_optimizer(learning_rate, weight_decay=weight_decay, beta_2=0.98, epsilon=1e-9,
+                                  fused=fused_optimizer),
         loss=LabelSmoothedCrossentropy(label_smoothing),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=False,  # batches come in many shapes (one per length bucket): no XLA retrace per shape

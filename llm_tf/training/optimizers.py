@@ -12,6 +12,7 @@ steps); the traced training step has a few ops per variable instead of tens, so 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -149,23 +150,19 @@ class SelectiveAdamW(keras.optimizers.AdamW):
             groups.setdefault(key, []).append(index)
         self._fused_groups = []
         for number, ((dtype, decays, factor), indices) in enumerate(groups.items()):
-            size = sum(math.prod(var_list[i].shape) for i in indices)
+            sizes = [math.prod(var_list[i].shape) for i in indices]
             self._fused_groups.append(_FusedGroup(
-                indices=indices, dtype=dtype, decays=decays, factor=factor,
-                momentum=self.add_variable((size,), "zeros", dtype, name=f"fused_momentum_{number}"),
-                velocity=self.add_variable((size,), "zeros", dtype, name=f"fused_velocity_{number}"),
+                indices=indices, sizes=sizes, dtype=dtype, decays=decays, factor=factor,
+                momentum=self.add_variable((sum(sizes),), "zeros", dtype, name=f"fused_momentum_{number}"),
+                velocity=self.add_variable((sum(sizes),), "zeros", dtype, name=f"fused_velocity_{number}"),
             ))
 
     def apply(self, grads, trainable_variables=None):
-        if self.fused and keras.config.backend() == "tensorflow":
-            # An embedding lookup's gradient comes as tf.IndexedSlices, one row per looked-up token. Keras's
-            # per-variable update and its global-norm clipping square those rows before summing a repeated
-            # token's rows (sum(g_k^2), not (sum g_k)^2). Made dense here (for the flat update and for the
-            # per-variable one under a mirroring strategy alike), clipping and Adam's second moment see the true
-            # gradient (with XLA, Keras's gradients are dense too).
-            import tensorflow as tf
-
-            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        if self.fused:
+            # Dense before clipping, for the flat update and for the per-variable one under a mirroring strategy
+            # alike: clipping and Adam's second moment see a repeated token's summed gradient (with XLA, Keras's
+            # gradients are dense too).
+            grads = densify_gradients(grads)
         return super().apply(grads, trainable_variables)
 
     def _apply_weight_decay(self, variables):
@@ -190,26 +187,25 @@ class SelectiveAdamW(keras.optimizers.AdamW):
             # A variable without a gradient (Keras filtered it out) keeps its value and its moments.
             present = [i in gradients for i in group.indices]
             flat_gradient = ops.concatenate([
-                ops.reshape(ops.cast(gradients[i], dtype), (-1,)) if i in gradients
-                else ops.zeros((math.prod(variables[i].shape),), dtype)
-                for i in group.indices
+                ops.reshape(ops.cast(gradients[i], dtype), (-1,)) if i in gradients else ops.zeros((size,), dtype)
+                for i, size in zip(group.indices, group.sizes)
             ])
             momentum, velocity = group.momentum, group.velocity
             new_momentum = momentum + ops.multiply(ops.subtract(flat_gradient, momentum), 1 - self.beta_1)
             new_velocity = velocity + ops.multiply(
                 ops.subtract(ops.square(flat_gradient), velocity), 1 - self.beta_2)
             if not all(present):
-                new_momentum = _keep_segments(new_momentum, momentum, group.indices, variables, present)
-                new_velocity = _keep_segments(new_velocity, velocity, group.indices, variables, present)
+                new_momentum = _keep_segments(new_momentum, momentum, group.sizes, present)
+                new_velocity = _keep_segments(new_velocity, velocity, group.sizes, present)
             momentum.assign(new_momentum)
             velocity.assign(new_velocity)
             flat_update = ops.divide(ops.multiply(new_momentum, alpha), ops.add(ops.sqrt(new_velocity), self.epsilon))
             decay = group.decays and self.weight_decay is not None
             weight_decay = ops.cast(self.weight_decay, dtype) if decay else None
             offset = 0
-            for i in group.indices:
-                variable, size = variables[i], math.prod(variables[i].shape)
-                if i in gradients:
+            for i, size, has_gradient in zip(group.indices, group.sizes, present):
+                variable = variables[i]
+                if has_gradient:
                     value = variable.value
                     if decay:  # as Keras: the decoupled decay first, at the base rate, then the Adam step
                         value = value - value * weight_decay * base_rate
@@ -251,26 +247,40 @@ class SelectiveAdamW(keras.optimizers.AdamW):
         return config
 
 
+@dataclasses.dataclass
 class _FusedGroup:
-    """The variables (by index) that ``SelectiveAdamW(fused=True)`` updates as one flat buffer, and its moments."""
+    """The variables (by index, with their sizes) that ``SelectiveAdamW(fused=True)`` updates as one flat buffer,
+    and the buffer's moments."""
 
-    def __init__(self, indices, dtype, decays, factor, momentum, velocity):
-        self.indices = indices
-        self.dtype = dtype
-        self.decays = decays
-        self.factor = factor
-        self.momentum = momentum
-        self.velocity = velocity
+    indices: list
+    sizes: list
+    dtype: str
+    decays: bool
+    factor: float
+    momentum: object
+    velocity: object
 
 
-def _keep_segments(new, old, indices, variables, present):
-    """``new`` with the segments of the variables that got no gradient taken from ``old``."""
+def _keep_segments(new, old, sizes, present):
+    """``new`` with the segments (of ``sizes``) of the variables that got no gradient taken from ``old``."""
     pieces, offset = [], 0
-    for i, has_gradient in zip(indices, present):
-        size = math.prod(variables[i].shape)
+    for size, has_gradient in zip(sizes, present):
         pieces.append((new if has_gradient else old)[offset:offset + size])
         offset += size
     return keras.ops.concatenate(pieces)
+
+
+def densify_gradients(grads):
+    """``grads`` with every ``tf.IndexedSlices`` (an embedding lookup's sparse gradient) made a dense tensor.
+
+    The rows of a token looked up several times are then summed before anything squares them (Adam's second
+    moment, global-norm clipping); Keras's per-variable update squares them one by one. Other backends: unchanged.
+    """
+    if keras.config.backend() != "tensorflow":
+        return list(grads)
+    import tensorflow as tf
+
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
 
 
 def _plain_variables() -> bool:

@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | str:
         print(f"{EXPERIMENT}: {setting} not applied, TensorFlow is already initialised", flush=True)
     strategy = training.setup_training(strategy=config.strategy, num_cpu_devices=config.num_cpu_devices,
                                        precision=config.precision, seed=config.seed,
-                                       deterministic=config.deterministic)
+                                       deterministic=config.deterministic,
+                                       optimizer_update=config.optimizer_update)
     tokenizer, train_ids, val_ids = lm.load_character_data(
         config.data_dir, train_fraction=config.train_fraction, max_characters=config.max_characters,
         block_size=config.block_size,

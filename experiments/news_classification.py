@@ -121,7 +121,8 @@ def run_experiment(args: argparse.Namespace, started: float) -> dict[str, Any]:
     config = ClassificationConfig.from_dict(saved)
     strategy = training.setup_training(strategy=config.strategy, num_cpu_devices=config.num_cpu_devices,
                                        precision=config.precision, seed=config.seeds[0],
-                                       deterministic=config.deterministic)
+                                       deterministic=config.deterministic,
+                                       optimizer_update=config.optimizer_update)
     cli.print_config(config, title=f"{EXPERIMENT} config")
     print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}; strategy "
           f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)", flush=True)

@@ -142,7 +142,8 @@ def main_causal(argv: list[str]) -> dict:
     config = cli.config_from_dict(CausalPretrainConfig, saved)
     strategy = training.setup_training(strategy=config.strategy, num_cpu_devices=config.num_cpu_devices,
                                        precision=config.precision, seed=config.seed,
-                                       deterministic=config.deterministic)
+                                       deterministic=config.deterministic,
+                                       optimizer_update=config.optimizer_update)
     cli.print_config(config, title=f"{EXPERIMENT} (causal) config")
     print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}", flush=True)
     results = causal_pretraining.train_causal_pretraining(
@@ -240,7 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
     config = PretrainConfig.from_dict(saved)
     strategy = training.setup_training(strategy=config.strategy, num_cpu_devices=config.num_cpu_devices,
                                        precision=config.precision, seed=config.seed,
-                                       deterministic=config.deterministic)
+                                       deterministic=config.deterministic,
+                                       optimizer_update=config.optimizer_update)
     cli.print_config(config, title=f"{EXPERIMENT} config")
     print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}", flush=True)
     corpus = pretraining.load_pretraining_corpus(config.data_dir, config.add_texts, config.validation_fraction,

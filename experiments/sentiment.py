@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = ClassificationConfig.from_dict(saved)
     strategy = training.setup_training(strategy=config.strategy, num_cpu_devices=config.num_cpu_devices,
                                        precision=config.precision, seed=config.seeds[0],
-                                       deterministic=config.deterministic)
+                                       deterministic=config.deterministic,
+                                       optimizer_update=config.optimizer_update)
     cli.print_config(config, title=f"{EXPERIMENT} config")
     print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}", flush=True)
     if config.data_format == "sst2":

@@ -102,6 +102,7 @@ class Config:
     abstractive_layers: int = 3
     abstractive_beams: int = 4
     seed: int = 0
+    optimizer_update: str = "fused"  # --optimizer-update: "per-variable" for Keras's AdamW update
 
 
 PRESETS = {
@@ -256,7 +257,7 @@ def main(argv=None):
     model_run = saved.pop("model_run", None)
     config = Config(**saved)
     training.setup_training(strategy=args.strategy, num_cpu_devices=args.num_cpu_devices, precision=args.precision,
-                            seed=config.seed, deterministic=True)
+                            seed=config.seed, deterministic=True, optimizer_update=config.optimizer_update)
     data_dir = default_data_dir(args.data_dir)
     started = time.perf_counter()
     if config.dataset == "samsum":

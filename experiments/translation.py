@@ -88,6 +88,7 @@ class TranslationConfig(ExperimentConfig):
     length_penalty: float = 0.6
     decode_batch_size: int = 50
     precision: str = "float32"  # --precision: "mixed_bfloat16" computes in bfloat16 (TensorFlow's oneDNN kernels)
+    optimizer_update: str = "fused"  # --optimizer-update: "per-variable" for Keras's AdamW update
     seed: int = 0
 
     def validate(self):
@@ -151,7 +152,8 @@ def main(argv=None) -> dict:
     config = TranslationConfig.from_dict(saved)  # a resumed run keeps its saved recipe and precision
     strategy = training.setup_training(strategy=args.strategy, num_cpu_devices=args.num_cpu_devices,
                                        precision=config.precision, seed=config.seed,
-                                       deterministic=args.deterministic)
+                                       deterministic=args.deterministic,
+                                       optimizer_update=config.optimizer_update)
     print(f"run directory: {run.path}", flush=True)
     pairs = load_multi30k(config.data_dir, source_language=config.source, target_language=config.target)
     train_sources, train_targets = pairs.train.sources, pairs.train.targets

@@ -103,3 +103,32 @@ def test_setup_training_warns_when_bfloat16_would_be_emulated(monkeypatch, featu
     finally:
         keras.config.set_dtype_policy("float32")
     assert any("without bfloat16 instructions" in str(w.message) for w in caught) is warns
+
+
+def test_optimizer_update_flag_sets_the_rule_every_build_optimizer_follows():
+    import argparse
+
+    from llm_tf.tasks.classification import ClassificationConfig
+    from llm_tf.tasks.cli import add_common_arguments, flag_overrides
+
+    parser = add_common_arguments(argparse.ArgumentParser(), ["full"])
+    assert parser.parse_args([]).optimizer_update == "fused"
+    values = vars(parser.parse_args(["--optimizer-update", "per-variable"]))
+    # The flag lands in the task's config (so config.json records it and resume compares it).
+    assert flag_overrides(values, ClassificationConfig)["optimizer_update"] == "per-variable"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--optimizer-update", "lazy"])
+    try:
+        training.setup_training(strategy="default", seed=0, deterministic=False, optimizer_update="per-variable")
+        assert training.optimizer_update() == "per-variable"
+        assert not training.build_optimizer(1e-3).fused
+        assert training.build_optimizer(1e-3, fused=True).fused  # an explicit argument wins
+        training.setup_training(strategy="default", seed=0, deterministic=False)
+        assert training.optimizer_update() == "fused" and training.build_optimizer(1e-3).fused
+        with pytest.raises(ValueError, match="optimizer_update.*sparse"):
+            training.setup_training(optimizer_update="sparse")
+        with pytest.raises(ValueError, match="optimizer_update.*'lazy'"):
+            training.set_optimizer_update("lazy")
+        assert training.optimizer_update() == "fused"  # a rejected name changes nothing
+    finally:
+        training.set_optimizer_update("fused")

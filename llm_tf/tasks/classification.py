@@ -812,6 +812,7 @@ class ClassificationConfig(ExperimentConfig):
     strategy: str = "auto"
     num_cpu_devices: int | None = None
     precision: str = "float32"
+    optimizer_update: str = "fused"  # --optimizer-update: "per-variable" for Keras's AdamW update
 
     def validate(self) -> None:
         """Check every field; raises ``ValueError`` naming the field, its value and what was expected."""

@@ -701,6 +701,7 @@ class CausalLMConfig:
     strategy: str = "auto"
     num_cpu_devices: int | None = None
     precision: str = "float32"
+    optimizer_update: str = "fused"  # --optimizer-update: "per-variable" for Keras's AdamW update
 
     def __post_init__(self):
         self.validate()

@@ -320,6 +320,7 @@ class PretrainConfig(ExperimentConfig):
     strategy: str = "auto"
     num_cpu_devices: int | None = None
     precision: str = "float32"
+    optimizer_update: str = "fused"  # --optimizer-update: "per-variable" for Keras's AdamW update
 
     def validate(self) -> None:
         check_choice("objective", self.objective, ("masked",))

@@ -390,7 +390,7 @@ TRANSLATION_SCHEDULES = ("inverse_sqrt", "cosine")
 def compile_translation_model(model, warmup_steps: int = 500, learning_rate_scale: float = 1.0,
                               label_smoothing: float = 0.1, weight_decay: float = 1e-4,
                               schedule: str = "inverse_sqrt", total_steps: int | None = None,
-                              fused_optimizer: bool = True):
+                              fused_optimizer: bool | None = None):
     """Adam(W) with betas (0.9, 0.98), linear warmup then an inverse-square-root or cosine decay, label smoothing.
 
     Both schedules peak at ``learning_rate_scale / sqrt(d_model * warmup_steps)`` after ``warmup_steps``:
@@ -400,7 +400,8 @@ def compile_translation_model(model, warmup_steps: int = 500, learning_rate_scal
     - ``"cosine"``: ``WarmupCosineDecay`` down to 0 at ``total_steps`` (required): the rate anneals to zero by the
       last step, so ``total_steps`` should be the steps the run will actually take (epochs × steps per epoch).
 
-    ``fused_optimizer=False``: Keras's per-variable AdamW update instead of the fused one (``build_optimizer``).
+    ``fused_optimizer=False``: Keras's per-variable AdamW update instead of the fused one (``build_optimizer``);
+    None: the process's rule (``training.set_optimizer_update``, the ``--optimizer-update`` flag).
     """
     from llm_tf.training import NoamSchedule, WarmupCosineDecay, build_optimizer
 

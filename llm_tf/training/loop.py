@@ -17,6 +17,7 @@ import tensorflow as tf
 from llm_tf.checks import check_choice, check_int, check_positive_int, require_tensorflow_backend
 from llm_tf.training.callbacks import MetricsCSVLogger, StopOnNonFiniteLoss, standard_callbacks
 from llm_tf.training.data import infer_steps_per_epoch, resumable_dataset
+from llm_tf.training.optimizers import OPTIMIZER_UPDATES, set_optimizer_update
 from llm_tf.training.precision import (
     PRECISIONS,
     bfloat16_emulation_warning,
@@ -290,8 +291,8 @@ def train(
 def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the switches every experiment shares to an ``argparse`` parser.
 
-    ``--strategy``, ``--num-cpu-devices``, ``--precision``, ``--seed``, ``--runs-root``, ``--resume``,
-    ``--log-every-n-steps``, ``--backup-every-n-steps``. Pass the parsed values to :func:`setup_training`.
+    ``--strategy``, ``--num-cpu-devices``, ``--precision``, ``--optimizer-update``, ``--seed``, ``--runs-root``,
+    ``--resume``, ``--log-every-n-steps``, ``--backup-every-n-steps``. Pass the parsed values to :func:`setup_training`.
 
     Args:
         parser: the experiment's parser.
@@ -314,6 +315,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
         help="split the CPU into N logical devices (test data parallelism without GPUs)",
     )
     group.add_argument("--precision", default="float32", choices=PRECISIONS, help="numeric precision")
+    group.add_argument(
+        "--optimizer-update",
+        default="fused",
+        choices=OPTIMIZER_UPDATES,
+        help="AdamW's update: 'fused' (a few flat buffers) or 'per-variable' (Keras's own, the rule of the results "
+        "made before 2026-12-07)",
+    )
     group.add_argument("--seed", type=int, default=0, help="random seed (weights, dropout, data order)")
     group.add_argument("--runs-root", default="runs", help="root of the run directories")
     group.add_argument(
@@ -337,6 +345,7 @@ def setup_training(
     precision: str = "float32",
     seed: int = 0,
     deterministic: bool = True,
+    optimizer_update: str = "fused",
 ) -> tf.distribute.Strategy:
     """Apply the shared switches, in the order TensorFlow requires: strategy, seed/determinism, precision.
 
@@ -351,6 +360,8 @@ def setup_training(
         precision: one of :data:`PRECISIONS`.
         seed: the global seed (Python, NumPy, TensorFlow).
         deterministic: also enable TensorFlow op determinism (bit-exact reruns; Keras then runs without XLA).
+        optimizer_update: the AdamW update every ``build_optimizer`` call of the process then uses,
+            ``"fused"`` or ``"per-variable"`` (see :func:`llm_tf.training.set_optimizer_update`).
 
     Warns when ``mixed_bfloat16`` would run on a CPU without bfloat16 instructions (see
     :func:`llm_tf.training.precision.bfloat16_emulation_warning`).
@@ -364,12 +375,14 @@ def setup_training(
     require_tensorflow_backend("setup_training (tf.distribute)")
     check_int("seed", seed)
     check_choice("precision", precision, PRECISIONS)
+    check_choice("optimizer_update", optimizer_update, OPTIMIZER_UPDATES)
     distribution = get_strategy(strategy, num_cpu_devices=num_cpu_devices)
     if deterministic:
         enable_determinism(seed)
     else:
         keras.utils.set_random_seed(seed)
     set_precision(precision)
+    set_optimizer_update(optimizer_update)
     if precision == "mixed_bfloat16":  # only then is /proc/cpuinfo worth reading
         message = bfloat16_emulation_warning(precision, cpu_description()["cpu_features"], has_accelerator())
         if message:

@@ -18,9 +18,48 @@ import re
 
 import keras
 
-from llm_tf.checks import check_number, is_number
+from llm_tf.checks import check_choice, check_number, is_number
 
 DEFAULT_WEIGHT_DECAY_EXCLUSIONS = ("bias", "norm", "embedding")
+
+#: How ``build_optimizer`` updates the weights: ``"fused"`` (a few flat buffers) or ``"per-variable"`` (Keras's
+#: own AdamW update, the rule of every result made before the fused update became the default).
+OPTIMIZER_UPDATES = ("fused", "per-variable")
+_default_optimizer_update = "fused"
+
+
+def set_optimizer_update(name: str = "fused") -> str:
+    """Set the update rule that :func:`build_optimizer` uses when it is not given ``fused``.
+
+    The process-wide default, like Keras's dtype policy: an experiment sets it once at start-up
+    (``setup_training(optimizer_update=...)``, the ``--optimizer-update`` flag), and every task that builds an
+    optimizer follows it. Both rules give the same weights under XLA; without XLA an embedding's sparse
+    gradient is summed per token before squaring by the fused rule and squared row by row by Keras's, so
+    ``"per-variable"`` reproduces results made with Keras's update.
+
+    Args:
+        name: one of :data:`OPTIMIZER_UPDATES`.
+
+    Returns:
+        The rule now in force.
+
+    Example:
+        >>> set_optimizer_update("per-variable")
+        'per-variable'
+        >>> build_optimizer(1e-3).fused
+        False
+        >>> set_optimizer_update("fused")
+        'fused'
+    """
+    global _default_optimizer_update
+    check_choice("optimizer_update", name, OPTIMIZER_UPDATES)
+    _default_optimizer_update = name
+    return name
+
+
+def optimizer_update() -> str:
+    """The update rule in force (see :func:`set_optimizer_update`): ``"fused"`` or ``"per-variable"``."""
+    return _default_optimizer_update
 
 
 def excluded_from_weight_decay(
@@ -306,7 +345,7 @@ def build_optimizer(
     exclude_vectors=True,
     ema_momentum=None,
     learning_rate_multipliers=None,
-    fused=True,
+    fused=None,
 ) -> SelectiveAdamW:
     """AdamW with decoupled weight decay (biases, normalization weights, embeddings excluded) and clipping.
 
@@ -329,6 +368,7 @@ def build_optimizer(
             :class:`SelectiveAdamW`), e.g. from ``llm_tf.tasks.classification.layerwise_learning_rates``.
         fused: update the weights as a few flat buffers (see :class:`SelectiveAdamW`; the same arithmetic, a
             training step that traces and compiles in less time). ``False``: Keras's per-variable update.
+            ``None`` (default): the process's rule, :func:`set_optimizer_update` (fused unless set otherwise).
 
     Returns:
         A :class:`SelectiveAdamW` optimizer.
@@ -373,6 +413,6 @@ def build_optimizer(
         exclude_from_weight_decay_patterns=exclude_from_weight_decay,
         exclude_vectors=exclude_vectors,
         learning_rate_multipliers=learning_rate_multipliers,
-        fused=bool(fused),
+        fused=_default_optimizer_update == "fused" if fused is None else bool(fused),
         **ema,
     )

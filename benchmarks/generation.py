@@ -66,7 +66,8 @@ class LlmTfRunner:
         self.model = model
         self.weight_dtype = weight_dtype
         # kernels_only: float32 decoding over the layers' own kernels at every batch size (what generate did
-        # before packed float32 rows were used at batch 1), as a same-run "before" reference.
+        # before packed float32 rows were used, at batch 1 and then up to PACKED_FLOAT32_MAX_ROWS rows), as a
+        # same-run "before" reference.
         self.kernels_only = kernels_only
         if weight_dtype != "float32":
             self.name = f"llm_tf GPT.generate, {weight_dtype} weights"

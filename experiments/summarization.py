@@ -122,7 +122,7 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", choices=["bbc", "samsum"], default=None)
     parser.add_argument("--model-run", default=None, help="a finished bbc run directory (for --dataset samsum)")
     for field in dataclasses.fields(Config):
-        if field.name not in ("dataset", "seed"):
+        if field.name not in ("dataset", "seed", "optimizer_update"):  # --dataset is above; --seed, --optimizer-update are common flags
             parser.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=None)
     parser.add_argument("--verbose", type=int, default=2)
     return parser.parse_args(argv)

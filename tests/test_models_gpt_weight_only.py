@@ -151,3 +151,21 @@ def test_generate_reads_the_packed_copy_and_float32_does_not(model):
         assert (model.generate(prompts, max_new_tokens=4)[0, 5:] != 0).any()
     finally:
         model._packed_weights = {}
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_float32_decoding_reads_the_packed_rows_up_to_the_row_limit(model, batch):
+    """Zeroing the cached float32 head rows zeroes every decoded logit at batch 1 (the loop) and at batch 3 (the
+    product with the rows as its left operand); with the limit below the batch, the layers' kernels are read."""
+    prompts = RNG.integers(1, 300, size=(batch, 5))
+    expected = model.generate(prompts, max_new_tokens=4)[:, 5:]  # packs and caches the float32 rows
+    checksum, (blocks, head) = model._packed_weights["float32"]
+    model._packed_weights["float32"] = (checksum, (blocks, {"float32_rows": ops.zeros_like(head["float32_rows"])}))
+    try:
+        tokens = model.generate(prompts, max_new_tokens=4)[:, 5:]
+        assert (tokens[:, 0] == expected[:, 0]).all() and (tokens[:, 1:] == 0).all()  # prefill, then the zero head
+        model.PACKED_FLOAT32_MAX_ROWS = batch - 1
+        np.testing.assert_array_equal(model.generate(prompts, max_new_tokens=4)[:, 5:], expected)
+    finally:
+        model.__dict__.pop("PACKED_FLOAT32_MAX_ROWS", None)
+        model._packed_weights = {}

@@ -83,8 +83,8 @@ def test_packed_matmul_is_x_times_the_dequantized_rows(weight_dtype):
 
 @pytest.mark.parametrize("batch", [1, 3, 65])
 def test_decode_logits_in_float32_is_the_forward_pass(model, batch):
-    """Batch 1 reads packed float32 rows (a loop over both cores), batch 3 the same rows as one matrix product's
-    left operand, batch 65 (above PACKED_FLOAT32_MAX_ROWS) the layers' own kernels."""
+    """Batches 1 and 3 read packed float32 rows as one matrix product's left operand, batch 65 (above
+    PACKED_FLOAT32_MAX_ROWS) the layers' own kernels."""
     assert model.PACKED_FLOAT32_MAX_ROWS == 64
     assert model._packed_dtype("float32", batch) == ("float32" if batch <= 64 else None)
     token_ids = RNG.integers(1, 300, size=(batch, 24))

@@ -21,18 +21,17 @@
    CPU runs ``x · Wᵀ`` over ``(out, in)`` rows as a loop split over the cores when the rows come from an
    elementwise conversion, and fuses that conversion into the loop, so rows stored in bfloat16 or float16
    (half the bytes) or int8 with one float32 scale per output channel (a quarter) are read in their small
-   dtype while activations and accumulation stay float32; float32 rows read this way use both cores where
-   XLA's own matrix-vector product uses one. GPT-2 small, 2 cores, per token: float32 kernels 21-25 ms,
-   float32 rows 14-18 ms, bfloat16 10-11 ms, float16 10.4 ms (a few more integer operations per weight than
-   bfloat16's single shift), int8 6-8 ms. Three details make XLA keep that form inside the decoding loop
-   (each found in its optimized HLO): the conversion starts from a loop-dependent zero (else it is hoisted
-   out of the loop, which then reads a float32 copy), a multiply follows the product (else a bias add turns
-   it into a "dot + add" fusion that takes a re-laid-out operand), and the vector enters through a branch
-   (else its LayerNorm or GELU is recomputed for every output row). At 2 rows or more the loop is slower than
-   XLA's matrix product, so float32 rows are then the left operand of one product, ``(W · xᵀ)ᵀ``: XLA on CPU
-   runs that orientation faster than ``x · W`` over the layers' ``(in, out)`` kernels (GPT-2 small's products
-   at 8 rows, Xeon: 20 vs 32 ms), as long as a loop-dependent factor of 1 keeps the transpose from being
-   folded back into the product. Weight-only bfloat16 / float16 / int8
+   dtype while activations and accumulation stay float32. GPT-2 small, 2 cores, per token: float32 kernels
+   21-25 ms, bfloat16 10-11 ms, float16 10.4 ms (a few more integer operations per weight than bfloat16's
+   single shift), int8 6-8 ms. Three details make XLA keep that form inside the decoding loop (each found
+   in its optimized HLO): the conversion starts from a loop-dependent zero (else it is hoisted out of the
+   loop, which then reads a float32 copy), a multiply follows the product (else a bias add turns it into a
+   "dot + add" fusion that takes a re-laid-out operand), and the vector enters through a branch (else its
+   LayerNorm or GELU is recomputed for every output row). Float32 rows need no conversion: they are the
+   left operand of one product, ``(W · xᵀ)ᵀ``, which XLA on CPU runs on both cores and faster than
+   ``x · W`` over the layers' ``(in, out)`` kernels (GPT-2 small's products at 8 rows, Xeon: 20 vs 32 ms)
+   and, at one row, than the converting loop (Xeon: 45.4 vs 42.2 tokens/s), as long as a loop-dependent
+   factor of 1 keeps the transpose from being folded back into the product. Weight-only bfloat16 / float16 / int8
    change the results; their error is measured (``benchmarks/weight_only_decoding.py``), not proved zero.
 """
 
@@ -227,12 +226,13 @@ def packed_matmul(x, packed, loop_zero=0):
     scaling each row first. ``loop_zero``: see :func:`unpack_rows`.
     """
     x = ops.cast(x, "float32")
-    if "float32_rows" in packed and (x.shape[0] is None or x.shape[0] > 1):
-        # Several rows: one matrix product with the rows as its left operand, (out, in) · (in, batch). XLA on
-        # CPU runs this orientation ~1.6× faster than (batch, in) · (in, out) for a few rows (GPT-2 small's
-        # products at 8 rows: 20 vs 32 ms); the float32 rows need no conversion, so no loop is emitted. The
-        # loop-dependent factor of 1 sits between product and transpose: without it XLA folds the transpose
-        # into the product and is back at the slow orientation.
+    if "float32_rows" in packed:
+        # One matrix product with the rows as its left operand, (out, in) · (in, batch). XLA on CPU runs this
+        # orientation ~1.6× faster than (batch, in) · (in, out) for a few rows (GPT-2 small's products at 8
+        # rows: 20 vs 32 ms), and at one row faster than the converting loop below (GPT-2 small, 128 + 128
+        # tokens: 45.4 vs 42.2 tokens/s on an AVX-512 Xeon); the float32 rows need no conversion, so no loop
+        # is needed. The loop-dependent factor of 1 sits between product and transpose: without it XLA folds
+        # the transpose into the product and is back at the slow orientation.
         product = ops.matmul(packed["float32_rows"], ops.transpose(x))
         return ops.transpose(product * (1.0 + ops.cast(loop_zero, "float32")))
     if not isinstance(loop_zero, int):

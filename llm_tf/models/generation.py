@@ -47,8 +47,11 @@ NEGATIVE_INFINITY = -1e9
 # ---- compile once ------------------------------------------------------------------------------------
 
 
-def compile_once(function):
+def compile_once(function, xla=True):
     """Compile ``function`` with XLA on TensorFlow (``tf.function(jit_compile=True)``); other backends run it as is.
+
+    ``xla=False`` makes a TensorFlow graph without XLA instead (TensorFlow's own kernels: its matrix-vector
+    product runs on every core, XLA's on one).
 
     The compiled function retraces only for new input shapes, never for new values. On JAX and PyTorch the
     loop runs eagerly (``ops.while_loop`` still compiles its body on JAX): a cached ``jax.jit`` would freeze
@@ -57,7 +60,7 @@ def compile_once(function):
     if keras.config.backend() == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(function, jit_compile=True)
+        return tf.function(function, jit_compile=xla)
     return function
 
 

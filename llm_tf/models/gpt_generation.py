@@ -24,24 +24,20 @@ def split_inputs(inputs):
 
 
 def _weights_checksum(weights):
-    """Per weight, its row sums and column sums each weighted by position: changes when a value changes.
+    """Per weight, its column sums weighted by row position, ``r · W`` with ``r_i = i mod 251 + 1``.
 
-    (Only a change that keeps every weighted row and column sum, which no training step or weight
-    loading makes in practice, would go unnoticed.)
+    Changes when a value changes: only a change that keeps every column's weighted sum, which no training
+    step or weight loading makes in practice, would go unnoticed. A matrix-vector product reads each weight
+    once (TensorFlow's own product runs on both cores: GPT-2 small's 475 MiB in 24 ms, against 41 ms for a
+    row and a column sum compiled by XLA).
     """
     sums = []
     for weight in weights:
         matrix = ops.cast(weight, "float32")
         matrix = ops.reshape(matrix, (-1, matrix.shape[-1] if len(matrix.shape) else 1))
-
-        def ramp(length):
-            return ops.cast(ops.arange(length, dtype="int32") % 251 + 1, "float32")
-
-        sums += [
-            ops.sum(ops.sum(matrix, axis=1) * ramp(ops.shape(matrix)[0])),
-            ops.sum(ops.sum(matrix, axis=0) * ramp(ops.shape(matrix)[1])),
-        ]
-    return ops.stack(sums)
+        ramp = ops.cast(ops.arange(ops.shape(matrix)[0], dtype="int32") % 251 + 1, "float32")
+        sums.append(ops.matmul(ramp[None, :], matrix)[0])
+    return ops.concatenate(sums)
 
 
 class GPTGeneration:
@@ -271,11 +267,11 @@ class GPTGeneration:
         They are packed outside the compiled loop and handed to it as arguments, so XLA receives the
         ``(out, in)`` rows as they lie in memory (packed inside, it cancels the transposes into a layout
         it reads column-wise). Packing GPT-2 small takes 0.1-0.3 s; a checksum of every weight (one read,
-        ~20 ms) tells whether the cached copy is still current, e.g. after more training or
+        ~24 ms) tells whether the cached copy is still current, e.g. after more training or
         ``load_weights``.
         """
         if self._weights_checksum is None:
-            self._weights_checksum = generation.compile_once(_weights_checksum)
+            self._weights_checksum = generation.compile_once(_weights_checksum, xla=False)
         checksum = np.asarray(ops.convert_to_numpy(self._weights_checksum([w.value for w in self.weights])))
         cached = self._packed_weights.get(weight_dtype)
         if cached is not None and np.array_equal(cached[0], checksum):

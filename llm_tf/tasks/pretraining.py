@@ -270,6 +270,10 @@ class PretrainConfig(ExperimentConfig):
             unigram plateau and fine-tuned far below a random start; this one fine-tunes level with it, and faster
             (README: +4.3 points with 10% of BBC News' labels after 15 epochs, −4.0 after 30). ``--hidden-dim 256
             --num-layers 4 --num-heads 4 --intermediate-dim 1024 --max-steps 1600`` is the previous default.
+            No dropout by default: at this budget the model underfits (its training loss stays above the
+            held-out loss), and dropout only slows it (800-step trials on books + task texts: held-out MLM
+            loss 6.343 / accuracy 12.3% without dropout, 6.479 / 10.6% with 0.1). Fine-tuning brings its own
+            dropout (the classification recipe's ``dropout``).
         norm_first: a pre-norm encoder (LayerNorm before each sublayer and after the last block; True) or BERT's
             post-norm one (False). Pre-norm takes the higher learning rate (1e-3) without warmup trouble; measured
             at 9.8 M tokens on the same held-out books, pre-norm reached 14.2% held-out MLM accuracy and post-norm
@@ -300,7 +304,7 @@ class PretrainConfig(ExperimentConfig):
     num_layers: int = 2
     num_heads: int = 2
     intermediate_dim: int = 512
-    dropout: float = 0.1
+    dropout: float = 0.0
     norm_first: bool = True
     mask_rate: float = 0.15
     max_predictions: int = 20

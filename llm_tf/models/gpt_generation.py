@@ -237,11 +237,9 @@ class GPTGeneration:
         return output
 
     #: Up to this many decoding rows (batch × beams), float32 decoding also reads packed ``(out, in)`` rows
-    #: (a copy of the weights, cached). For one row XLA runs each matrix-vector product as a loop split over
-    #: the cores, faster than its one-threaded product over the layers' kernels (GPT-2 small, 2 cores: 1.14
-    #: vs 1.40 s for 64 + 64 tokens); for more rows the rows are the left operand of one matrix product,
-    #: which XLA runs faster than the kernels' ``(batch, in) · (in, out)`` (GPT-2 small, 128 + 128 tokens,
-    #: Xeon, 2 cores: 61 vs 59 tokens/s at batch 2, 158 vs 124 at 8, 241 vs 203 at 32, 252 vs 244 at 64).
+    #: (a copy of the weights, cached) as the left operand of one matrix product, which XLA runs faster
+    #: than the kernels' ``(batch, in) · (in, out)`` (GPT-2 small, 128 + 128 tokens, Xeon, 2 cores: 44 vs 35
+    #: tokens/s at batch 1, 61 vs 59 at 2, 158 vs 124 at 8, 241 vs 203 at 32, 252 vs 244 at 64).
     PACKED_FLOAT32_MAX_ROWS = 64
 
     def _packed_dtype(self, weight_dtype, rows):

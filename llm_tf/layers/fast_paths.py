@@ -191,8 +191,8 @@ def unpack_rows(packed, loop_zero=0):
     loop-invariant: otherwise XLA hoists it out of the while-loop, materialises a float32 copy of every
     weight once, and each step reads that copy (2-4× the bytes) instead of the packed weights.
     """
-    if "float32_rows" in packed:
-        return packed["float32_rows"] + ops.cast(loop_zero, "float32")
+    if "float32_rows" in packed:  # nothing to convert (packed_matmul multiplies float32 rows directly)
+        return packed["float32_rows"]
     if "int8_rows" in packed:
         return ops.cast(packed["int8_rows"] + ops.cast(loop_zero, "int8"), "float32")
     if "float16_bits" in packed:
@@ -220,10 +220,11 @@ def _float16_bits_to_float32(bits):
 def packed_matmul(x, packed, loop_zero=0):
     """``x · Wᵀ`` for :func:`pack_rows`' rows ``W`` ``(out, in)``: ``(batch, in)`` → float32 ``(batch, out)``.
 
-    The rows are converted to float32 inside the product: for a matrix-vector product XLA on CPU fuses
-    the conversion into the product (emitted as a loop over the rows, split over the cores), so the
-    packed dtype is what is read from memory. The int8 scales multiply the ``out`` results, which equals
-    scaling each row first. ``loop_zero``: see :func:`unpack_rows`.
+    float32 rows are the left operand of one matrix product. Rows in a smaller dtype are converted to
+    float32 inside the product: for a matrix-vector product XLA on CPU fuses the conversion into the
+    product (emitted as a loop over the rows, split over the cores), so the packed dtype is what is read
+    from memory. The int8 scales multiply the ``out`` results, which equals scaling each row first.
+    ``loop_zero``: see :func:`unpack_rows`.
     """
     x = ops.cast(x, "float32")
     if "float32_rows" in packed:

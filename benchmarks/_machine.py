@@ -8,7 +8,8 @@ PEERS = ("torch", "keras-hub")
 
 
 def machine_line() -> str:
-    """``machine: <CPU model> (<vendor>, family F model M; <flags>), N cores; tensorflow x, ...`` for a report.
+    """``machine: <CPU model> (<vendor>, family F model M; <flags>), N cores; tensorflow x, ...`` for a report,
+    ending with ``XLA_FLAGS`` when set (``import llm_tf`` sets a vector width on some CPUs: ``llm_tf.runtime``).
 
     The family / model number and flags tell apart machines that share a model name ("AMD EPYC") but not their
     kernels (AVX-512, bfloat16, AMX).
@@ -21,4 +22,5 @@ def machine_line() -> str:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     versions = ", ".join(f"{name} {version}" for name, version in versions.items() if version)
-    return f"machine: {cpu_summary(info)}, {info['cpu_count']} cores; {versions}"
+    flags = f"; XLA_FLAGS={info['xla_flags']!r}" if info.get("xla_flags") else ""
+    return f"machine: {cpu_summary(info)}, {info['cpu_count']} cores; {versions}{flags}"

@@ -9,6 +9,13 @@ Subpackages (import the one you need; importing ``llm_tf`` itself stays cheap):
 - ``llm_tf.training``: strategies, optimizers and schedules, callbacks, run directories, resume.
 - ``llm_tf.metrics``: BLEU/chrF, ROUGE, classification metrics, perplexity.
 - ``llm_tf.interop``: Hugging Face checkpoints in and out.
+
+Importing ``llm_tf`` reads ``/proc/cpuinfo`` and, on CPUs with ``avx512_bf16``, asks XLA:CPU for 512-bit vectors
+in its own loops (``XLA_FLAGS``; see ``llm_tf.runtime``; ``LLM_TF_WIDE_XLA_VECTORS=0`` opts out).
 """
 
+from llm_tf import runtime as _runtime
+
 __version__ = "0.1.0"
+
+_runtime.use_wide_xla_vectors()

@@ -1,4 +1,4 @@
-"""The tuned-malloc re-execution of the experiment scripts (``llm_tf.runtime``)."""
+"""Process-level settings (``llm_tf.runtime``): XLA's vector width on import, the experiment scripts' tuned malloc."""
 
 import os
 import platform
@@ -11,6 +11,42 @@ import pytest
 from llm_tf import runtime
 
 TUNED = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295"
+WIDE = "--xla_cpu_prefer_vector_width=512"
+ZEN4_FEATURES = ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"]
+
+
+def test_wide_xla_vectors_only_on_cpus_with_avx512_bf16():
+    assert runtime.xla_flags_with_wide_vectors({}, ZEN4_FEATURES) == WIDE
+    assert runtime.xla_flags_with_wide_vectors({"XLA_FLAGS": "--xla_cpu_enable_fast_math=false"}, ZEN4_FEATURES) == (
+        "--xla_cpu_enable_fast_math=false " + WIDE)
+    # AVX-512 without bfloat16 (Skylake / Cascade Lake servers, whose 512-bit code runs at a lower clock), AVX2
+    # only, or flags unknown (no /proc/cpuinfo): XLA's default stays.
+    for features in (["avx2", "fma", "avx512f", "avx512_vnni"], ["avx2", "fma"], [], None):
+        assert runtime.xla_flags_with_wide_vectors({}, features) is None
+
+
+def test_wide_xla_vectors_keep_the_users_width_and_honour_the_opt_out():
+    assert runtime.xla_flags_with_wide_vectors({"XLA_FLAGS": "--xla_cpu_prefer_vector_width=256"}, ZEN4_FEATURES) is None
+    assert runtime.xla_flags_with_wide_vectors({"LLM_TF_WIDE_XLA_VECTORS": "0"}, ZEN4_FEATURES) is None
+    assert runtime.xla_flags_with_wide_vectors({"LLM_TF_WIDE_XLA_VECTORS": "1"}, ZEN4_FEATURES) == WIDE
+
+
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_importing_llm_tf_sets_the_width_this_cpu_gets(opt_out):
+    environment = {key: value for key, value in os.environ.items() if key not in ("XLA_FLAGS",
+                                                                                 "LLM_TF_WIDE_XLA_VECTORS")}
+    environment["XLA_FLAGS"] = "--xla_cpu_enable_fast_math=false"
+    if opt_out:
+        environment["LLM_TF_WIDE_XLA_VECTORS"] = "0"
+    probe = "import os, sys, llm_tf; print(os.environ['XLA_FLAGS']); print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True,
+                            timeout=120, check=True)
+    flags, tensorflow_imported = result.stdout.split("\n")[:2]
+    features = runtime.cpu_description()["cpu_features"]
+    expected = None if opt_out else runtime.xla_flags_with_wide_vectors({"XLA_FLAGS": "--xla_cpu_enable_fast_math=false"},
+                                                                        features)
+    assert flags == (expected or "--xla_cpu_enable_fast_math=false"), (features, flags)
+    assert tensorflow_imported == "False"  # the import that sets the flag stays cheap (and before any XLA)
 
 
 def test_environment_adds_every_tunable_to_an_empty_environment():

@@ -26,6 +26,7 @@ import socket
 import warnings
 
 from llm_tf.checks import check_number
+from llm_tf.runtime import CPU_FEATURES_OF_INTEREST, cpu_description  # noqa: F401 (public here too)
 from llm_tf.training.resume import BACKUP_FILE_NAME, atomic_write_bytes
 
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -284,49 +285,6 @@ def create_run_dir(
     return run
 
 
-# The instruction-set extensions that decide which CPU kernels TensorFlow/oneDNN and XLA can use: two machines
-# that both report "AMD EPYC" ran the bfloat16 translation step 3x apart (one with AVX-512 and avx512_bf16, one
-# with AVX2 only), so a figure is only comparable with these flags next to it.
-CPU_FEATURES_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile",
-                            "amx_bf16", "amx_int8")
-
-
-def cpu_description(cpuinfo_path: str = "/proc/cpuinfo") -> dict:
-    """The first CPU's model name, vendor, family / model number and kernel-relevant flags from ``/proc/cpuinfo``.
-
-    Args:
-        cpuinfo_path: the file to read (Linux's ``/proc/cpuinfo``; a missing file gives None / empty values).
-
-    Returns:
-        ``{"cpu_model", "cpu_vendor", "cpu_family", "cpu_model_number", "cpu_features"}``; ``cpu_features`` lists
-        the flags of :data:`CPU_FEATURES_OF_INTEREST` the CPU has, in that order (None when unknown).
-
-    Example:
-        >>> sorted(cpu_description("/nonexistent"))
-        ['cpu_family', 'cpu_features', 'cpu_model', 'cpu_model_number', 'cpu_vendor']
-    """
-    fields = {"model name": None, "vendor_id": None, "cpu family": None, "model": None, "flags": None}
-    try:
-        with open(cpuinfo_path, encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in fields and fields[key] is None:
-                    fields[key] = value.strip()
-                if not line.strip() and fields["model name"] is not None:
-                    break  # the first processor's block is enough
-    except OSError:
-        pass
-    flags = None if fields["flags"] is None else set(fields["flags"].split())
-    return {
-        "cpu_model": fields["model name"],
-        "cpu_vendor": fields["vendor_id"],
-        "cpu_family": int(fields["cpu family"]) if (fields["cpu family"] or "").isdigit() else None,
-        "cpu_model_number": int(fields["model"]) if (fields["model"] or "").isdigit() else None,
-        "cpu_features": None if flags is None else [name for name in CPU_FEATURES_OF_INTEREST if name in flags],
-    }
-
-
 def cpu_summary(info: dict | None = None) -> str:
     """One line naming the CPU for a report: ``AMD EPYC (AuthenticAMD, family 23 model 1; avx2 fma)``.
 
@@ -349,7 +307,8 @@ def cpu_summary(info: dict | None = None) -> str:
 
 def machine_info() -> dict:
     """A description of the machine: host, OS, Python, CPU (model, vendor, family / model number, the flags of
-    :data:`CPU_FEATURES_OF_INTEREST`) and count, and the accelerators TensorFlow sees.
+    :data:`CPU_FEATURES_OF_INTEREST`) and count, ``XLA_FLAGS`` (``llm_tf.runtime`` may have added to it), and
+    the accelerators TensorFlow sees.
 
     Returns:
         A JSON-serializable dict.
@@ -364,6 +323,7 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
     info.update(cpu_description())
     try:

@@ -52,9 +52,10 @@ BYTES = {"f32": 4, "bf16": 2, "f16": 2, "s16": 2, "u16": 2, "s8": 1, "u8": 1, "s
 INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%(\S+) = (\w+)\[([\d,]*)\]\S* ([\w-]+)\((.*?)\)")
 
 
-def parse_loop_instructions(dump_dir: str) -> dict[str, tuple[str, tuple[int, ...], str, list[str], str]]:
-    """``{name: (dtype, shape, opcode, operand names, line)}`` for the instructions of the while-loop bodies of the
-    largest optimized module in ``dump_dir`` (the decoding loop), with operands resolved within the module."""
+def parse_instructions(dump_dir: str):
+    """The largest optimized module in ``dump_dir`` (the generation program), as ``(in_loop, everything)``:
+    ``{name: (dtype, shape, opcode, operand names, line)}`` for the instructions of its while-loop bodies (the
+    decoding loop) and for all of its instructions (the prefill is the rest)."""
     modules = sorted(pathlib.Path(dump_dir).glob("*cpu_after_optimizations.txt"), key=lambda path: path.stat().st_size)
     if not modules:
         raise RuntimeError(f"XLA wrote no optimized HLO to {dump_dir}: was TensorFlow imported before this script "
@@ -123,6 +124,27 @@ def profiled_kernels(generate) -> dict[str, list[float]]:
     return kernels
 
 
+def print_prefill(kernels, in_loop, everything, top):
+    """The kernels of the program outside the decoding loop (the prompt's prefill), per kind, for one call."""
+    by_kind = collections.defaultdict(lambda: [0, 0.0])
+    for name, durations in kernels.items():
+        if name in everything and name not in in_loop:
+            kind = kind_of(name, everything, everything)[0].replace("weight product", "product with")
+            by_kind[kind][0] += len(durations)
+            by_kind[kind][1] += sum(durations)
+    total = sum(entry[1] for entry in by_kind.values())
+    print(f"\nprefill and set-up (outside the loop, once per call): {1e3 * total:.1f} ms of kernels\n")
+    print("| kernel kind | calls | ms per call | ms | share |\n|---|---|---|---|---|")
+    ordered = sorted(by_kind.items(), key=lambda item: -item[1][1])
+    for kind, (calls, seconds) in ordered[:top]:
+        print(f"| {kind} | {calls} | {1e3 * seconds / calls:.2f} | {1e3 * seconds:.1f} | {seconds / total:.1%} |")
+    rest = ordered[top:]
+    if rest:
+        seconds = sum(entry[1] for _, entry in rest)
+        print(f"| {len(rest)} other kinds | {sum(entry[0] for _, entry in rest)} | | {1e3 * seconds:.1f} | "
+              f"{seconds / total:.1%} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=1)
@@ -150,7 +172,7 @@ def main(argv=None):
         generate()
         seconds.append(time.perf_counter() - started)
     call_seconds = statistics.median(seconds)
-    instructions, everything = parse_loop_instructions(DUMP_DIR)
+    instructions, everything = parse_instructions(DUMP_DIR)
     kernels = profiled_kernels(generate)
     steps = args.new_tokens - 1  # the prefill gives the first new token; the loop makes the others
     weight_bytes = 4 * model.count_params()
@@ -187,6 +209,7 @@ def main(argv=None):
         calls = sum(entry[0] for _, entry in rest)
         print(f"| {len(rest)} other kinds | {calls / steps:.0f} | {1e6 * total / calls:.1f} | {1e3 * total / steps:.2f} | "
               f"{total / loop_seconds:.1%} | | |")
+    print_prefill(kernels, instructions, everything, args.top)
     products = [(entry[1], entry[0] * entry[2], entry[0] * entry[3]) for _, entry in ordered if entry[2]]
     if products:
         seconds_products = sum(s for s, _, _ in products)

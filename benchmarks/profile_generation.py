@@ -41,6 +41,7 @@ atexit.register(shutil.rmtree, DUMP_DIR, ignore_errors=True)
 # XLA reads its flags once, when TensorFlow first compiles: they must be set before the import.
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_dump_to={DUMP_DIR} --xla_dump_hlo_as_text".strip()
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _machine import machine_line  # noqa: E402
@@ -156,7 +157,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     print(machine_line(), flush=True)
-    tf.keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
     config = GPTConfig.from_preset("small", num_layers=args.num_layers)
     model = GPT(config)
     prompt = np.random.default_rng(0).integers(0, config.vocabulary_size, (args.batch_size, args.prompt_length))
@@ -190,7 +191,7 @@ def main(argv=None):
           f"prompt {args.prompt_length} + {args.new_tokens} new tokens: {args.batch_size * args.new_tokens / call_seconds:.1f} "
           f"tokens/s unprofiled ({call_seconds:.3f} s per call)")
     print(f"decoding loop: {1e3 * loop_seconds / steps:.2f} ms of kernels per step over {steps} steps "
-          f"({loop_seconds:.3f} s; the rest of the profiled call, prefill and set-up, "
+          f"({loop_seconds:.3f} s; the rest of the compiled program, the prefill's kernels and the gaps between kernels, "
           f"{sum(sum(d) for n, d in kernels.items() if n == 'BlockUntilReady') - loop_seconds:.3f} s)")
     print(f"memory reference: reduce_sum over {weight_bytes / 2**20:.0f} MiB of float32 reads {reference / 1e9:.1f} "
           f"GB/s, so reading every float32 weight once takes {1e3 * weight_bytes / reference:.2f} ms\n")
@@ -209,7 +210,6 @@ def main(argv=None):
         calls = sum(entry[0] for _, entry in rest)
         print(f"| {len(rest)} other kinds | {calls / steps:.0f} | {1e6 * total / calls:.1f} | {1e3 * total / steps:.2f} | "
               f"{total / loop_seconds:.1%} | | |")
-    print_prefill(kernels, instructions, everything, args.top)
     products = [(entry[1], entry[0] * entry[2], entry[0] * entry[3]) for _, entry in ordered if entry[2]]
     if products:
         seconds_products = sum(s for s, _, _ in products)
@@ -219,6 +219,7 @@ def main(argv=None):
               f"{weights_products / seconds_products / 1e9:.1f} G weights/s, "
               f"{bytes_products / seconds_products / 1e9:.1f} GB/s = {bytes_products / seconds_products / reference:.0%} "
               f"of the memory reference (at 100%: {1e3 * bytes_products / steps / reference:.2f} ms per step)")
+    print_prefill(kernels, instructions, everything, args.top)
 
 
 if __name__ == "__main__":

@@ -3,15 +3,15 @@
 **XLA's vector width.** XLA:CPU compiles its fused loops with LLVM told to prefer 256-bit vectors, also on CPUs with
 512-bit ones. Batch-1 decoding with weights in bfloat16 or int8 (``GPT.generate(weight_dtype=...)``) spends most of
 each step in such loops, converting each weight to float32 inside the product, and there the width counts: on an
-AVX-512 Intel Xeon (family 6 model 167), GPT-2 small at batch 1 decoded 1.25× faster with bfloat16 weights and 1.31×
-with int8 weights under 512-bit vectors (47.5 → 59.3 and 59.3 → 77.7 tokens/s, ``benchmarks/generation.py``), while
-float32 decoding and the training step, whose products run in Eigen's own kernels, stayed within run-to-run noise
-(41.9 → 43.3 tokens/s; 32.0–32.6 → 31.8–32.0 ms per step). ``import llm_tf`` therefore adds
-``--xla_cpu_prefer_vector_width=512`` to ``XLA_FLAGS`` on CPUs with ``avx512_bf16`` (Zen 4 and later, Sapphire
-Rapids and later: cores whose 512-bit instructions do not lower the clock much; older AVX-512 parts are left at 256)
-(:func:`use_wide_xla_vectors`). XLA reads ``XLA_FLAGS`` once, at its first compilation, so the flag only takes
-effect when llm_tf is imported before anything is compiled with XLA; a width the user set in ``XLA_FLAGS`` wins, and
-``LLM_TF_WIDE_XLA_VECTORS=0`` opts out.
+AVX-512 Intel Xeon (family 6 model 167), GPT-2 small at batch 1 decoded 1.20–1.25× faster with bfloat16 weights and
+1.22–1.31× with int8 weights under 512-bit vectors (two pairs of runs, ``benchmarks/profile_generation.py`` and
+``benchmarks/generation.py``; against the same run's float32, 1.13× → 1.37× and 1.42× → 1.79×), while float32
+decoding and the training step, whose products run in Eigen's own kernels, stayed within run-to-run noise. ``import
+llm_tf`` therefore adds ``--xla_cpu_prefer_vector_width=512`` to ``XLA_FLAGS`` on CPUs with ``avx512_bf16`` (Zen 4
+and later, Sapphire Rapids and later: cores whose 512-bit instructions do not lower the clock much; older AVX-512
+parts are left at 256) (:func:`use_wide_xla_vectors`). XLA reads ``XLA_FLAGS`` once, at its first compilation, so
+the flag only takes effect when llm_tf is imported before anything is compiled with XLA; a width the user set in
+``XLA_FLAGS`` wins, and ``LLM_TF_WIDE_XLA_VECTORS=0`` opts out.
 
 **The allocator.** By default glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh
 ``mmap`` and returns it with ``munmap`` when freed, and TensorFlow's worker threads allocate from per-thread arenas

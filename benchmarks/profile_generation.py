@@ -10,7 +10,10 @@ weights, timed in the same run: a weight product reading at that speed is as fas
 
 Each kernel appears once in the profile, on the thread that ran it (a product's work shared with the other core
 is inside its time), so the kernels' sum per step is close to the step's wall time when they run one after the
-other, as a decoding step's dependent chain does. Profiling itself adds a few percent.
+other, as a decoding step's dependent chain does. Profiling itself adds a few percent. A product that XLA runs
+asynchronously is timed for its dispatch only: with ``--xla_cpu_experimental_ynn_fusion_type=`` (YNNPACK off) the
+prefill's products "took" 76 instead of 182 ms of kernels while the call's wall time stayed the same, so check a
+surprising kernel total against the unprofiled call time printed first.
 
 Usage:
     python benchmarks/profile_generation.py                       # GPT-2 small, batch 1, float32

@@ -26,7 +26,7 @@ import socket
 import warnings
 
 from llm_tf.checks import check_number
-from llm_tf.runtime import CPU_FEATURES_OF_INTEREST, cpu_description  # noqa: F401 (public here too)
+from llm_tf.runtime import cpu_description
 from llm_tf.training.resume import BACKUP_FILE_NAME, atomic_write_bytes
 
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -307,8 +307,8 @@ def cpu_summary(info: dict | None = None) -> str:
 
 def machine_info() -> dict:
     """A description of the machine: host, OS, Python, CPU (model, vendor, family / model number, the flags of
-    :data:`CPU_FEATURES_OF_INTEREST`) and count, ``XLA_FLAGS`` (``llm_tf.runtime`` may have added to it), and
-    the accelerators TensorFlow sees.
+    :data:`llm_tf.runtime.CPU_FEATURES_OF_INTEREST`) and count, ``XLA_FLAGS`` (``llm_tf.runtime`` may have added
+    to it), and the accelerators TensorFlow sees.
 
     Returns:
         A JSON-serializable dict.

@@ -117,7 +117,11 @@ def run_experiment(args: argparse.Namespace, started: float) -> dict[str, Any]:
     from llm_tf import training
     from llm_tf.tasks.classification_experiment import run_classification_experiment
 
-    run, saved = runs.open_run(EXPERIMENT, args.runs_root, config_from_args(args).to_dict(), resume=args.resume)
+    config = config_from_args(args)
+    # The data are read before the run directory exists, so a missing file or a bad row leaves nothing behind
+    # (a resumed run given by path has its own saved config: its data are read after opening it).
+    data = load_data(config) if args.resume in runs.RESUME_MODES else None
+    run, saved = runs.open_run(EXPERIMENT, args.runs_root, config.to_dict(), resume=args.resume)
     config = ClassificationConfig.from_dict(saved)
     strategy = training.setup_training(strategy=config.strategy, num_cpu_devices=config.num_cpu_devices,
                                        precision=config.precision, seed=config.seeds[0],
@@ -126,7 +130,7 @@ def run_experiment(args: argparse.Namespace, started: float) -> dict[str, Any]:
     cli.print_config(config, title=f"{EXPERIMENT} config")
     print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}; strategy "
           f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)", flush=True)
-    splits, description = load_data(config)
+    splits, description = data or load_data(config)
     return run_classification_experiment(
         run, config, splits, description, strategy, experiment=EXPERIMENT, title=TRANSFORMER,
         log_every_n_steps=args.log_every_n_steps, backup_every_n_steps=args.backup_every_n_steps, started=started)

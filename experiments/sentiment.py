@@ -55,15 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
     return cli.add_classification_arguments(parser, data_formats=("sst2", "folder", "csv"))
 
 
+def _load_data(config: ClassificationConfig):
+    """``(splits, description)``: SST-2 or the user's folder / CSV data, training subset applied."""
+    from llm_tf.datasets import load_sst2_splits
+    from llm_tf.tasks import classification
+
+    if config.data_format == "sst2":
+        splits = load_sst2_splits(config.data_dir, seed=config.split_seed)
+        description = "SST-2 (GLUE): test = dev, validation carved from train"
+    else:
+        splits, description = classification.load_splits(config)
+    return classification.prepare_splits(splits, description, config.max_train_examples, config.split_seed), description
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     started = time.time()
     from llm_tf import training
-    from llm_tf.datasets import load_sst2_splits
-    from llm_tf.tasks import classification
     from llm_tf.tasks.classification_experiment import run_classification_experiment
 
     config = cli.classification_config(vars(args), PRESETS[args.preset], named_formats=("sst2",))
+    # The data are read before the run directory exists, so a missing file or a bad row leaves nothing behind
+    # (a resumed run given by path has its own saved config: its data are read after opening it).
+    data = _load_data(config) if args.resume in runs.RESUME_MODES else None
     run, saved = runs.open_run(EXPERIMENT, args.runs_root, config.to_dict(), resume=args.resume)
     config = ClassificationConfig.from_dict(saved)
     strategy = training.setup_training(strategy=config.strategy, num_cpu_devices=config.num_cpu_devices,
@@ -72,12 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                        optimizer_update=config.optimizer_update)
     cli.print_config(config, title=f"{EXPERIMENT} config")
     print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}", flush=True)
-    if config.data_format == "sst2":
-        splits = load_sst2_splits(config.data_dir, seed=config.split_seed)
-        description = "SST-2 (GLUE): test = dev, validation carved from train"
-    else:
-        splits, description = classification.load_splits(config)
-    splits = classification.prepare_splits(splits, description, config.max_train_examples, config.split_seed)
+    splits, description = data or _load_data(config)
     return run_classification_experiment(
         run, config, splits, description, strategy, experiment=EXPERIMENT, title="Transformer",
         log_every_n_steps=args.log_every_n_steps, backup_every_n_steps=args.backup_every_n_steps, started=started)

@@ -372,6 +372,8 @@ def test_a_class_without_training_examples_is_an_error_naming_it(tmp_path):
     with pytest.raises(ValueError, match=r"\['talk.politics'\] have no training example"):
         experiment.main(TINY + ["--train-path", str(tmp_path / "train"), "--test-path", str(tmp_path / "test"),
                                 "--output-dir", str(tmp_path / "runs")])
+    # The data are checked before the run directory is made: a failed command leaves no half-made run behind.
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.slow
@@ -379,6 +381,7 @@ def test_missing_or_too_small_data_and_incomplete_runs_raise_clear_errors(tmp_pa
     with pytest.raises(FileNotFoundError, match="path"):
         experiment.main(["--data-format", "folder", "--data-path", str(tmp_path / "absent"),
                          "--output-dir", str(tmp_path / "runs")])
+    assert not (tmp_path / "runs").exists()
     _write_topic_data(tmp_path)
     with pytest.raises(ValueError, match="batch_size"):
         experiment.main(["--preset", "smoke", "--data-format", "folder", "--data-path", str(tmp_path / "folder"),

@@ -207,6 +207,20 @@ def test_contradicting_flags_are_clear_errors_and_the_rest_comes_from_the_model(
     assert cli.classification_config(values, sentiment.PRESETS["smoke"], named_formats=("sst2",)).norm_first is True
 
 
+def test_sentiment_on_bad_user_data_fails_before_making_a_run_directory(tmp_path):
+    from experiments import sentiment
+
+    runs_root = tmp_path / "runs"
+    common = ["--preset", "smoke", "--data-format", "csv", "--no-header", "--text-column", "1", "--label-column", "0",
+              "--output-dir", str(runs_root)]
+    with pytest.raises(FileNotFoundError, match="absent.csv"):
+        sentiment.main([*common, "--data-path", str(tmp_path / "absent.csv")])
+    (tmp_path / "train.csv").write_text("1,a fine film\n2,a dull film\n" * 10, encoding="utf-8")
+    (tmp_path / "test.csv").write_text("1,fine\n3,neither\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"\['3'\] have no training example"):
+        sentiment.main([*common, "--data-path", str(tmp_path / "train.csv"), "--test-path", str(tmp_path / "test.csv")])
+    assert not runs_root.exists(), "a command that failed on its data must not leave a run directory behind"
+
 @pytest.mark.slow
 def test_layer_decay_scales_each_variables_first_adam_step(tmp_path):
     from llm_tf.training import build_optimizer

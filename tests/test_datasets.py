@@ -556,6 +556,13 @@ def test_read_texts_for_prediction(tmp_path):
         ["line 2", "line 3"], ["A\nb", "C\nd"])
     with pytest.raises(ValueError, match="text_column"):
         datasets.read_texts(tmp_path / "in.csv")
+    # Columns by position and no label: a first row of data would be taken as the header; it is named, not dropped
+    # silently.
+    (tmp_path / "rows.csv").write_text("1,first text\n2,second text\n")
+    with pytest.warns(UserWarning, match=r"line 1 \('1', 'first text'\) was read as the header row"):
+        assert datasets.read_texts(tmp_path / "rows.csv", text_column=1) == (["line 2"], ["second text"])
+    assert datasets.read_texts(tmp_path / "rows.csv", text_column=1, has_header=False)[1] == ["first text",
+                                                                                              "second text"]
     (tmp_path / "one.txt").write_text("one document")
     assert datasets.read_texts(tmp_path / "one.txt") == (["one.txt"], ["one document"])
     assert datasets.read_texts("-", stdin=io.StringIO("first\n\nthird\n")) == (["line 1", "line 3"],

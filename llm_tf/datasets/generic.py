@@ -218,7 +218,8 @@ def load_csv(
     fields left out). With `has_header=True`, a first row that looks like data (its label is also a label of
     other rows, or every label including the header's is an integer) is an error that suggests
     `has_header=False`; with `has_header=False`, a first row that looks like a header (a non-integer label
-    among integer ones) gives a warning.
+    among integer ones) gives a warning. Unlabelled, with the text columns given by position, the header row is
+    named in a warning (nothing tells it from data).
 
     Rows left out, each listed in `skipped` with its line number and summarised in one warning: blank
     lines, rows whose text is empty, rows with too few fields, rows with an empty or unknown label.
@@ -267,6 +268,12 @@ def load_csv(
         raise ValueError("`text_column` must name at least one column; got an empty list.")
     text_indices = [_column_index(header, column, "text_column") for column in columns]
     label_index = None if label_column is None else _column_index(header, label_column, "label_column")
+    if header is not None and label_index is None and all(isinstance(index, int) for index in columns):
+        # Columns given by position and no label to check the header against (`_check_header_row`): nothing
+        # tells a header from a first text, so say which row was left out as the header.
+        shown = ", ".join(repr(field[:30]) for field in header[:4]) + (", ..." if len(header) > 4 else "")
+        warnings.warn(f"{str(file_path)}: line 1 ({shown}) was read as the header row, not as a text; if it is "
+                      "data, pass has_header=False (--no-header).", stacklevel=2)
     needed = max(text_indices + [-1 if label_index is None else label_index]) + 1
 
     rows_text, rows_label, ids, skipped = [], [], [], []

@@ -13,6 +13,10 @@ The seed article's step "pretrain on large unlabeled text" (``llm_tf.tasks.pretr
 4. After every interval (``--eval-every-n-steps``): held-out masked-token accuracy and perplexity on books
    never trained on, tokens seen and tokens/s (``pretrain_eval.csv`` / ``.png``).
 
+``--continue-from RUN --no-books --add-texts bbc`` goes on training a finished run's masked LM, with its vocabulary,
+on the BBC training articles alone: task-adaptive pretraining (Gururangan et al. 2020), a second phase on the task's
+own unlabelled texts (README: the 10%-of-labels BBC comparison).
+
 Run directory ``<output-dir>/pretrain/<timestamp>/``: ``config.json``, ``tokenizer/``, ``backbone.keras`` (the
 encoder a classification run starts from: ``--init-from RUN``), ``last.keras`` (the masked LM),
 ``pretrain_eval.csv`` / ``.png``, ``results.json``. Rerunning the same command resumes an interrupted run.
@@ -37,6 +41,8 @@ features' variance lies along one direction (``probe_<task>[_<n>][_<options>].js
 Example:
     python experiments/pretrain.py                                  # books only
     python experiments/pretrain.py --add-texts bbc sst2             # books + task training texts
+    python experiments/pretrain.py --continue-from runs/pretrain/<time> --no-books --add-texts bbc \
+        --max-steps 1150 --eval-every-n-steps 115 --learning-rate 5e-4   # then 10 epochs of BBC training texts
     python experiments/pretrain.py --preset smoke --output-dir /tmp/runs
     python experiments/pretrain.py --objective causal               # a GPT on the books
     python experiments/pretrain.py --objective causal --preset smoke --output-dir /tmp/runs
@@ -100,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--add-texts", nargs="*", choices=TASK_TEXT_SOURCES, default=None,
                         help="add these tasks' training texts to the books (domain-adaptive pretraining)")
     recipe.add_argument("--whole-word-masking", action="store_true", default=None)
+    recipe.add_argument("--continue-from", default=None, metavar="RUN",
+                        help="go on training a finished masked-LM run (its model and tokenizer; with --no-books "
+                             "--add-texts bbc: task-adaptive pretraining)")
+    recipe.add_argument("--no-books", dest="books", action="store_false", default=None,
+                        help="train on the --add-texts alone (the held-out books still measure progress)")
     cli.add_block_order_arguments(recipe, "pre-norm encoder blocks (the default)", "BERT's post-norm encoder blocks")
     recipe.add_argument("--deterministic", action="store_true", default=None,
                         help="TensorFlow op determinism (bit-exact reruns)")
@@ -169,7 +180,12 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
                                                                      "num_cpu_devices", "precision"))
     overrides.update(data_dir=cli.default_data_dir(args.data_dir), strategy=args.strategy,
                      num_cpu_devices=args.num_cpu_devices, precision=args.precision)
-    return cli.apply_overrides(PRESETS[args.preset], overrides)
+    config = cli.apply_overrides(PRESETS[args.preset], overrides)
+    if config.continue_from:
+        from llm_tf.tasks.pretraining import continued_config
+
+        config = continued_config(config, explicit=[name for name, value in overrides.items() if value is not None])
+    return config
 
 
 def _objective(argv: list[str]) -> str:
@@ -246,14 +262,18 @@ def main(argv: list[str] | None = None) -> dict:
     cli.print_config(config, title=f"{EXPERIMENT} config")
     print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}", flush=True)
     corpus = pretraining.load_pretraining_corpus(config.data_dir, config.add_texts, config.validation_fraction,
-                                                 config.split_seed, config.max_books, config.max_chars_per_document)
+                                                 config.split_seed, config.max_books, config.max_chars_per_document,
+                                                 books=config.books)
     print(f"corpus: {corpus.sources}", flush=True)
     tokenizer_dir = run.file(pretraining.TOKENIZER_DIR)
     try:
         tokenizer = load_tokenizer(tokenizer_dir)
     except FileNotFoundError:
-        tokenizer = WordPieceTokenizer.train(corpus.train, vocabulary_size=config.vocabulary_size,
-                                             lower_case=config.lower_case)
+        if config.continue_from:  # the continued model's vocabulary, unchanged
+            tokenizer = load_tokenizer(os.path.join(config.continue_from, pretraining.TOKENIZER_DIR))
+        else:
+            tokenizer = WordPieceTokenizer.train(corpus.train, vocabulary_size=config.vocabulary_size,
+                                                 lower_case=config.lower_case)
         tokenizer.save(tokenizer_dir)
     encode_started = time.time()
     packed = {name: pretraining.pack_sequences(pretraining.encode_documents(tokenizer, documents),

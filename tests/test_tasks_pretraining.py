@@ -207,6 +207,32 @@ def test_contradicting_flags_are_clear_errors_and_the_rest_comes_from_the_model(
     assert cli.classification_config(values, sentiment.PRESETS["smoke"], named_formats=("sst2",)).norm_first is True
 
 
+def test_continued_pretraining_takes_the_model_and_vocabulary_from_the_run_it_continues(tmp_path):
+    source = tmp_path / "source"
+    saved = pretraining.PretrainConfig(hidden_dim=64, num_layers=1, num_heads=2, intermediate_dim=128,
+                                       vocabulary_size=1000, sequence_length=64, norm_first=False).to_dict()
+    (source / "tokenizer").mkdir(parents=True)
+    (source / "config.json").write_text(json.dumps(saved), encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match=r"not a finished masked-LM pretraining run: last.keras, "
+                                                r"backbone.keras missing"):
+        pretraining.continued_config(pretraining.PretrainConfig(continue_from=str(source)))
+    for name in ("last.keras", "backbone.keras"):
+        (source / name).write_bytes(b"")
+    # Unset fields come from the run (the preset's 128-wide, 16k-vocabulary values would not fit its weights).
+    config = pretraining.continued_config(pretraining.PretrainConfig(continue_from=str(source), learning_rate=5e-4),
+                                          explicit=["learning_rate"])
+    assert (config.hidden_dim, config.num_layers, config.vocabulary_size, config.sequence_length,
+            config.norm_first, config.learning_rate) == (64, 1, 1000, 64, False, 5e-4)
+    assert config.continue_from == str(source)
+    # A flag that contradicts the run is an error naming it; one that agrees is fine.
+    with pytest.raises(ValueError, match="hidden_dim=128 contradicts the run being continued"):
+        pretraining.continued_config(pretraining.PretrainConfig(continue_from=str(source)), explicit=["hidden_dim"])
+    assert pretraining.continued_config(pretraining.PretrainConfig(continue_from=str(source), hidden_dim=64),
+                                        explicit=["hidden_dim"]).hidden_dim == 64
+    with pytest.raises(ValueError, match="--no-books.*--add-texts"):
+        pretraining.PretrainConfig(books=False)
+
+
 def test_sentiment_on_bad_user_data_fails_before_making_a_run_directory(tmp_path):
     from experiments import sentiment
 
@@ -285,9 +311,20 @@ def test_pretrain_then_finetune_smokes_on_real_data(tmp_path, shared_data_dir):
     progress = result["progress"]
     assert [row["step"] for row in progress] == [0, 6, 12]
     assert progress[-1]["val_loss"] < progress[0]["val_loss"], "pretraining must lower the held-out MLM loss"
+    # A second phase on the BBC training articles alone (task-adaptive pretraining), continued from that run:
+    # it starts from that model (its first held-out loss is the run's last) with that vocabulary, unchanged.
+    continued = pretrain.main(["--preset", "smoke", "--output-dir", str(tmp_path), "--data-dir", data_dir,
+                               "--continue-from", run_dir, "--no-books", "--add-texts", "bbc", "--max-steps", "6",
+                               "--eval-every-n-steps", "6"])
+    assert continued["data"]["sources"] == {"train": {"gutenberg": 0, "bbc": 1779}, "validation": {"gutenberg": 1}}
+    assert continued["progress"][0]["val_loss"] == pytest.approx(progress[-1]["val_loss"], rel=1e-5)
+    assert [row["step"] for row in continued["progress"]] == [0, 6]
+    for name in ("vocab.txt",):
+        assert (open(os.path.join(continued["run_dir"], "tokenizer", name), "rb").read()
+                == open(os.path.join(run_dir, "tokenizer", name), "rb").read())
     scratch = sentiment.main(["--preset", "smoke", "--output-dir", str(tmp_path), "--data-dir", data_dir])
     tuned = sentiment.main(["--preset", "smoke", "--output-dir", str(tmp_path), "--data-dir", data_dir,
-                            "--init-from", run_dir, "--layer-decay", "0.8"])
+                            "--init-from", continued["run_dir"], "--layer-decay", "0.8"])
     for outcome in (scratch, tuned):
         accuracy = outcome["metrics"]["test_accuracy_mean"]
         assert accuracy > 0.55, "the smoke model must beat chance (0.51) on SST-2 dev"
@@ -295,5 +332,5 @@ def test_pretrain_then_finetune_smokes_on_real_data(tmp_path, shared_data_dir):
         assert seed["misclassified"] and seed["misclassified"][0]["true"] != seed["misclassified"][0]["predicted"]
     with open(os.path.join(tuned["run_dir"], "config.json")) as file:
         saved = json.load(file)
-    assert saved["init_from"] == run_dir and saved["hidden_dim"] == 64 and saved["vocabulary_size"] == 1000
+    assert saved["init_from"] == continued["run_dir"] and saved["hidden_dim"] == 64 and saved["vocabulary_size"] == 1000
     assert tuned["tokenizer"]["learned_on"] == "pretrained model's"

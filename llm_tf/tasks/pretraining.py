@@ -73,7 +73,7 @@ class PretrainingCorpus:
 
 def load_pretraining_corpus(data_dir=None, add_texts: Sequence[str] = (), validation_fraction: float = 0.1,
                             split_seed: int = 42, max_books: int | None = None,
-                            max_chars_per_document: int | None = None) -> PretrainingCorpus:
+                            max_chars_per_document: int | None = None, books: bool = True) -> PretrainingCorpus:
     """The Gutenberg books split by book, plus the training texts of the tasks named in ``add_texts``.
 
     Args:
@@ -83,6 +83,8 @@ def load_pretraining_corpus(data_dir=None, add_texts: Sequence[str] = (), valida
         max_books: keep the first ``max_books`` training books and ``max(1, max_books // 8)`` held-out ones
             (smoke runs); None keeps all.
         max_chars_per_document: cut every document to this many characters (smoke runs); None keeps all.
+        books: False trains on the task texts alone (task-adaptive pretraining); the held-out books stay the
+            validation documents either way.
 
     Returns:
         A :class:`PretrainingCorpus`.
@@ -93,11 +95,11 @@ def load_pretraining_corpus(data_dir=None, add_texts: Sequence[str] = (), valida
         check_choice("add_texts", source, TASK_TEXT_SOURCES)
     check_positive_int("max_books", max_books, allow_none=True)
     check_positive_int("max_chars_per_document", max_chars_per_document, allow_none=True)
-    books = load_gutenberg(data_dir, validation_fraction=validation_fraction, seed=split_seed)
-    train_books, validation_books = books.train, books.validation
+    gutenberg = load_gutenberg(data_dir, validation_fraction=validation_fraction, seed=split_seed)
+    train_books, validation_books = gutenberg.train, gutenberg.validation
     if max_books is not None:
         train_books, validation_books = train_books[:max_books], validation_books[:max(1, max_books // 8)]
-    train = [book.text for book in train_books]
+    train = [book.text for book in train_books] if books else []
     validation = [book.text for book in validation_books]
     sources = {"train": {"gutenberg": len(train)}, "validation": {"gutenberg": len(validation)}}
     for source in add_texts:
@@ -110,7 +112,7 @@ def load_pretraining_corpus(data_dir=None, add_texts: Sequence[str] = (), valida
     if max_chars_per_document is not None:
         train = [text[:max_chars_per_document] for text in train]
         validation = [text[:max_chars_per_document] for text in validation]
-    return PretrainingCorpus(train=train, validation=validation, sources=sources, notes=list(books.notes))
+    return PretrainingCorpus(train=train, validation=validation, sources=sources, notes=list(gutenberg.notes))
 
 
 def encode_documents(tokenizer, documents: Sequence[str], chunk_size: int = 20000) -> list[np.ndarray]:
@@ -287,6 +289,11 @@ class PretrainConfig(ExperimentConfig):
         learning_rate, warmup_fraction, weight_decay, global_clipnorm: AdamW, warmup then cosine decay to 0.
         seed: weights, order and masking.
         jit_compile, deterministic, strategy, num_cpu_devices, precision: as the other experiments.
+        continue_from: a finished masked-LM pretraining run to go on training (its masked LM, encoder and head,
+            and its tokenizer): with ``books=False`` and ``add_texts=["bbc"]`` this is task-adaptive pretraining
+            (Gururangan et al. 2020), a second phase on the task's own training texts. The model and vocabulary
+            fields come from that run (:func:`continued_config`).
+        books: train on the training books (True) or on the ``add_texts`` alone (False).
     """
 
     preset: str = "full"
@@ -325,9 +332,14 @@ class PretrainConfig(ExperimentConfig):
     num_cpu_devices: int | None = None
     precision: str = "float32"
     optimizer_update: str = "fused"  # --optimizer-update: "per-variable" for Keras's AdamW update
+    continue_from: str | None = None
+    books: bool = True
 
     def validate(self) -> None:
         check_choice("objective", self.objective, ("masked",))
+        if not self.books and not self.add_texts:
+            raise ValueError("books=False (--no-books) leaves nothing to train on: name the task texts to train on "
+                             "(--add-texts bbc and/or sst2).")
         for source in self.add_texts:
             check_choice("add_texts", source, TASK_TEXT_SOURCES)
         for name in ("vocabulary_size", "sequence_length", "hidden_dim", "num_layers", "num_heads",
@@ -365,6 +377,45 @@ class PretrainConfig(ExperimentConfig):
             num_layers=self.num_layers, num_heads=self.num_heads, intermediate_dim=self.intermediate_dim,
             dropout=self.dropout, num_segments=0, norm_first=self.norm_first, final_norm=self.norm_first,
             embedding_norm=not self.norm_first)
+
+
+#: What a continued pretraining takes from the run it continues: the model's shape and its vocabulary.
+CONTINUED_FIELDS = ("vocabulary_size", "lower_case", "sequence_length", "hidden_dim", "num_layers", "num_heads",
+                    "intermediate_dim", "dropout", "norm_first")
+CONTINUED_MODEL_FILE = "last.keras"  # the whole masked LM (encoder + head) that training.train writes last
+
+
+def continued_config(config: PretrainConfig, explicit: Sequence[str] = ()) -> PretrainConfig:
+    """``config`` with :data:`CONTINUED_FIELDS` taken from the finished run ``config.continue_from``.
+
+    Args:
+        config: a config whose ``continue_from`` names a finished masked-LM pretraining run directory.
+        explicit: the fields the user set (flags): one that differs from the continued run is an error, not
+            silently replaced.
+
+    Raises:
+        FileNotFoundError: when ``continue_from`` is not a finished masked-LM pretraining run.
+        ValueError: when an explicit field contradicts the continued run.
+    """
+    import json
+
+    path = os.path.abspath(config.continue_from)
+    needed = ("config.json", CONTINUED_MODEL_FILE, BACKBONE_FILE, TOKENIZER_DIR)
+    missing = [name for name in needed if not os.path.exists(os.path.join(path, name))]
+    if missing:
+        raise FileNotFoundError(f"--continue-from {path!r} is not a finished masked-LM pretraining run: "
+                                f"{', '.join(missing)} missing.")
+    with open(os.path.join(path, "config.json"), encoding="utf-8") as file:
+        saved = json.load(file)
+    if saved.get("objective", "masked") != "masked":
+        raise ValueError(f"--continue-from {path!r} is a {saved.get('objective')!r} pretraining run; expected masked.")
+    values = {"continue_from": path}
+    for name in CONTINUED_FIELDS:
+        if name in explicit and getattr(config, name) != saved[name]:
+            raise ValueError(f"{name}={getattr(config, name)!r} contradicts the run being continued ({path}): it "
+                             f"has {name}={saved[name]!r}; leave the flag out.")
+        values[name] = saved[name]
+    return dataclasses.replace(config, **values)
 
 
 class MaskedLMProgress(keras.callbacks.Callback):
@@ -507,7 +558,13 @@ def train_masked_lm(run_dir, config: PretrainConfig, tokenizer, train_sequences:
         max_predictions=config.max_predictions, continuation=continuation)
     validation_batches = tf.data.Dataset.from_tensor_slices((features, ids, weights)).batch(config.batch_size)
     with strategy.scope():
-        model = MaskedLM(config=config.encoder_config(tokenizer.vocabulary_size))
+        if config.continue_from:
+            model = keras.saving.load_model(os.path.join(config.continue_from, CONTINUED_MODEL_FILE), compile=False)
+            if not isinstance(model, MaskedLM):
+                raise ValueError(f"{config.continue_from}/{CONTINUED_MODEL_FILE} holds a {type(model).__name__}, "
+                                 "not a MaskedLM.")
+        else:
+            model = MaskedLM(config=config.encoder_config(tokenizer.vocabulary_size))
         schedule = training.WarmupCosineDecay(config.learning_rate, int(config.warmup_fraction * total_steps),
                                               total_steps)
         model.compile(optimizer=training.build_optimizer(schedule, weight_decay=config.weight_decay,
@@ -612,6 +669,7 @@ __all__ = [
     "MaskedLMProgress",
     "TASK_TEXT_SOURCES",
     "continuation_token_ids",
+    "continued_config",
     "encode_documents",
     "interval_batches",
     "load_pretrained_encoder",

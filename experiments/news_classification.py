@@ -103,13 +103,12 @@ def load_data(config: ClassificationConfig):
     from llm_tf.datasets import load_bbc_news
     from llm_tf.tasks import classification
 
-    if config.data_format == "bbc":
+    def bbc(config):
         splits = load_bbc_news(config.data_dir, seed=config.split_seed,
                                validation_fraction=config.validation_fraction, test_fraction=config.test_fraction)
-        description = "BBC News (Greene & Cunningham 2006), 5 topics"
-    else:
-        splits, description = classification.load_splits(config)
-    return classification.prepare_splits(splits, description, config.max_train_examples, config.split_seed), description
+        return splits, "BBC News (Greene & Cunningham 2006), 5 topics"
+
+    return classification.load_job_splits(config, {"bbc": bbc})
 
 
 def run_experiment(args: argparse.Namespace, started: float) -> dict[str, Any]:

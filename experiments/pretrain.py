@@ -251,7 +251,6 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     from llm_tf import training
     from llm_tf.tasks import pretraining
-    from llm_tf.text import WordPieceTokenizer, load_tokenizer
 
     run, saved = runs.open_run(EXPERIMENT, args.runs_root, config_from_args(args).to_dict(), resume=args.resume)
     config = PretrainConfig.from_dict(saved)
@@ -261,30 +260,8 @@ def main(argv: list[str] | None = None) -> dict:
                                        optimizer_update=config.optimizer_update)
     cli.print_config(config, title=f"{EXPERIMENT} config")
     print(f"run directory: {run.path}{' (resumed)' if run.resumed else ''}", flush=True)
-    corpus = pretraining.load_pretraining_corpus(config.data_dir, config.add_texts, config.validation_fraction,
-                                                 config.split_seed, config.max_books, config.max_chars_per_document,
-                                                 books=config.books)
-    print(f"corpus: {corpus.sources}", flush=True)
     tokenizer_dir = run.file(pretraining.TOKENIZER_DIR)
-    try:
-        tokenizer = load_tokenizer(tokenizer_dir)
-    except FileNotFoundError:
-        if config.continue_from:  # the continued model's vocabulary, unchanged
-            tokenizer = load_tokenizer(os.path.join(config.continue_from, pretraining.TOKENIZER_DIR))
-        else:
-            tokenizer = WordPieceTokenizer.train(corpus.train, vocabulary_size=config.vocabulary_size,
-                                                 lower_case=config.lower_case)
-        tokenizer.save(tokenizer_dir)
-    encode_started = time.time()
-    packed = {name: pretraining.pack_sequences(pretraining.encode_documents(tokenizer, documents),
-                                               config.sequence_length, cls_id=tokenizer.cls_id,
-                                               sep_id=tokenizer.sep_id, pad_id=tokenizer.pad_id)
-              for name, documents in (("train", corpus.train), ("validation", corpus.validation))}
-    data = {"sources": corpus.sources, "notes": corpus.notes, "encode_s": round(time.time() - encode_started, 1),
-            "train_rows": len(packed["train"]), "validation_rows": len(packed["validation"]),
-            "train_tokens": int((packed["train"] != tokenizer.pad_id).sum()),
-            "validation_tokens": int((packed["validation"] != tokenizer.pad_id).sum()),
-            "epochs_of_train_data": round(config.total_steps * config.batch_size / len(packed["train"]), 3)}
+    tokenizer, packed, data = pretraining.prepare_masked_lm_data(config, tokenizer_dir)
     print(f"data: {data}", flush=True)
     model, result, rows = pretraining.train_masked_lm(
         run, config, tokenizer, packed["train"], packed["validation"], strategy=strategy,

@@ -60,12 +60,11 @@ def _load_data(config: ClassificationConfig):
     from llm_tf.datasets import load_sst2_splits
     from llm_tf.tasks import classification
 
-    if config.data_format == "sst2":
-        splits = load_sst2_splits(config.data_dir, seed=config.split_seed)
-        description = "SST-2 (GLUE): test = dev, validation carved from train"
-    else:
-        splits, description = classification.load_splits(config)
-    return classification.prepare_splits(splits, description, config.max_train_examples, config.split_seed), description
+    def sst2(config):
+        return (load_sst2_splits(config.data_dir, seed=config.split_seed),
+                "SST-2 (GLUE): test = dev, validation carved from train")
+
+    return classification.load_job_splits(config, {"sst2": sst2})
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

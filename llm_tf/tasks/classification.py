@@ -918,6 +918,21 @@ def load_splits(config: ClassificationConfig):
     return splits, f"{config.data_format} {', '.join(paths)}"
 
 
+def load_job_splits(config, named_datasets):
+    """``(splits, description)`` of a classification job, training subset applied and checked.
+
+    Args:
+        config: a ``ClassificationConfig``.
+        named_datasets: ``data_format -> (config -> (splits, description))`` for the job's own datasets (BBC News,
+            SST-2); any other ``data_format`` is the user's folder / CSV data (:func:`load_splits`).
+    """
+    if config.data_format in named_datasets:
+        splits, description = named_datasets[config.data_format](config)
+    else:
+        splits, description = load_splits(config)
+    return prepare_splits(splits, description, config.max_train_examples, config.split_seed), description
+
+
 def prepare_splits(splits, description: str, max_train_examples: int | None, seed: int):
     """Apply the training subset and check the splits: train and test non-empty, at least two classes."""
     from llm_tf.datasets import stratified_subset
@@ -954,6 +969,7 @@ __all__ = [
     "load_splits",
     "load_trained_run",
     "prepare_splits",
+    "load_job_splits",
     "examples_dataset",
     "mask_tokens",
     "predict_probabilities",

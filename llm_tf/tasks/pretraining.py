@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import os
 import time
@@ -171,6 +172,39 @@ def pack_sequences(documents: Sequence[np.ndarray], sequence_length: int, *, cls
     packed[:, 1:1 + width] = np.where(body >= 0, body, pad_id)
     packed[np.arange(rows), lengths + 1] = sep_id
     return packed
+
+
+def prepare_masked_lm_data(config: PretrainConfig, tokenizer_dir: str):
+    """The corpus of ``config``, its tokenizer and its packed rows: ``(tokenizer, {"train", "validation"}, data)``.
+
+    The tokenizer is read from ``tokenizer_dir`` when a resumed run saved it there; otherwise it is the continued
+    run's (``config.continue_from``, unchanged) or a WordPiece vocabulary learned on the training documents, and is
+    saved to ``tokenizer_dir``. ``data`` describes the corpus (sources, rows, tokens, passes over the training rows).
+    """
+    from llm_tf.text import WordPieceTokenizer, load_tokenizer
+
+    corpus = load_pretraining_corpus(config.data_dir, config.add_texts, config.validation_fraction, config.split_seed,
+                                     config.max_books, config.max_chars_per_document, books=config.books)
+    print(f"corpus: {corpus.sources}", flush=True)
+    try:
+        tokenizer = load_tokenizer(tokenizer_dir)
+    except FileNotFoundError:
+        if config.continue_from:
+            tokenizer = load_tokenizer(os.path.join(config.continue_from, TOKENIZER_DIR))
+        else:
+            tokenizer = WordPieceTokenizer.train(corpus.train, vocabulary_size=config.vocabulary_size,
+                                                 lower_case=config.lower_case)
+        tokenizer.save(tokenizer_dir)
+    encode_started = time.time()
+    packed = {name: pack_sequences(encode_documents(tokenizer, documents), config.sequence_length,
+                                   cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id, pad_id=tokenizer.pad_id)
+              for name, documents in (("train", corpus.train), ("validation", corpus.validation))}
+    data = {"sources": corpus.sources, "notes": corpus.notes, "encode_s": round(time.time() - encode_started, 1),
+            "train_rows": len(packed["train"]), "validation_rows": len(packed["validation"]),
+            "train_tokens": int((packed["train"] != tokenizer.pad_id).sum()),
+            "validation_tokens": int((packed["validation"] != tokenizer.pad_id).sum()),
+            "epochs_of_train_data": round(config.total_steps * config.batch_size / len(packed["train"]), 3)}
+    return tokenizer, packed, data
 
 
 def continuation_token_ids(tokenizer, suffix: str = "##") -> np.ndarray:
@@ -397,8 +431,6 @@ def continued_config(config: PretrainConfig, explicit: Sequence[str] = ()) -> Pr
         FileNotFoundError: when ``continue_from`` is not a finished masked-LM pretraining run.
         ValueError: when an explicit field contradicts the continued run.
     """
-    import json
-
     path = os.path.abspath(config.continue_from)
     needed = ("config.json", CONTINUED_MODEL_FILE, BACKBONE_FILE, TOKENIZER_DIR)
     missing = [name for name in needed if not os.path.exists(os.path.join(path, name))]
@@ -677,6 +709,7 @@ __all__ = [
     "mask_sequences",
     "masked_lm_examples",
     "pack_sequences",
+    "prepare_masked_lm_data",
     "plot_pretraining_progress",
     "read_progress",
     "train_masked_lm",

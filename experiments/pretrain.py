@@ -15,7 +15,8 @@ The seed article's step "pretrain on large unlabeled text" (``llm_tf.tasks.pretr
 
 ``--continue-from RUN --no-books --add-texts bbc`` goes on training a finished run's masked LM, with its vocabulary,
 on the BBC training articles alone: task-adaptive pretraining (Gururangan et al. 2020), a second phase on the task's
-own unlabelled texts (README: the 10%-of-labels BBC comparison).
+own unlabelled texts (README: the 10%-of-labels BBC comparison). With a longer ``--sequence-length`` (and
+``--max-predictions`` to match) it also lengthens the model: the learned positions are tiled over the longer rows.
 
 Run directory ``<output-dir>/pretrain/<timestamp>/``: ``config.json``, ``tokenizer/``, ``backbone.keras`` (the
 encoder a classification run starts from: ``--init-from RUN``), ``last.keras`` (the masked LM),
@@ -108,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--whole-word-masking", action="store_true", default=None)
     recipe.add_argument("--continue-from", default=None, metavar="RUN",
                         help="go on training a finished masked-LM run (its model and tokenizer; with --no-books "
-                             "--add-texts bbc: task-adaptive pretraining)")
+                             "--add-texts bbc: task-adaptive pretraining; a longer --sequence-length tiles its "
+                             "positions)")
     recipe.add_argument("--no-books", dest="books", action="store_false", default=None,
                         help="train on the --add-texts alone (the held-out books still measure progress)")
     cli.add_block_order_arguments(recipe, "pre-norm encoder blocks (the default)", "BERT's post-norm encoder blocks")

@@ -16,6 +16,7 @@ from llm_tf.models import (
     TextClassifier,
     TransformerEncoder,
     TransformerEncoderConfig,
+    lengthen_positions,
 )
 from tests.conftest import REPO_ROOT
 
@@ -294,6 +295,35 @@ def test_classifier_and_masked_lm_need_exactly_one_of_backbone_or_config():
         TextClassifier(2, pooling="maximum", config=tiny_config())
     with pytest.raises(ValueError, match="num_classes=0"):
         TextClassifier(0, config=tiny_config())
+
+
+@pytest.mark.parametrize("position", ["learned", "sinusoidal"])
+def test_lengthen_positions_keeps_every_weight_and_tiles_the_learned_table(position):
+    config = tiny_config(position=position, num_segments=0)
+    mlm = MaskedLM(config=config)
+    rng = np.random.default_rng(3)
+    for weight in mlm.weights:  # non-zero biases and norms too, so that a weight left uncopied shows
+        weight.assign(rng.normal(size=weight.shape).astype("float32"))
+    longer = lengthen_positions(mlm, 3 * SEQUENCE_LENGTH + 2)
+    assert isinstance(longer, MaskedLM) and longer.config.max_sequence_length == 3 * SEQUENCE_LENGTH + 2
+    assert mlm.config.max_sequence_length == SEQUENCE_LENGTH  # the original is unchanged
+    assert [w.path for w in longer.weights] == [w.path for w in mlm.weights]
+    batch = {key: value for key, value in fixed_batch().items() if key != "segment_ids"}
+    np.testing.assert_array_equal(np.asarray(longer(batch)), np.asarray(mlm(batch)))
+    if position == "learned":
+        table = mlm.backbone.embedding.position_embeddings.numpy()
+        longer_table = longer.backbone.embedding.position_embeddings.numpy()
+        np.testing.assert_array_equal(longer_table, table[np.arange(3 * SEQUENCE_LENGTH + 2) % SEQUENCE_LENGTH])
+    # Positions past the old length now run, and the encoder alone lengthens the same way.
+    long_ids = rng.integers(1, VOCABULARY_SIZE, size=(2, 3 * SEQUENCE_LENGTH)).astype("int32")
+    assert longer.backbone(long_ids).shape == (2, 3 * SEQUENCE_LENGTH, 32)
+    encoder = lengthen_positions(mlm.backbone, 2 * SEQUENCE_LENGTH)
+    assert isinstance(encoder, TransformerEncoder) and encoder.config.max_sequence_length == 2 * SEQUENCE_LENGTH
+    np.testing.assert_array_equal(np.asarray(encoder(batch)), np.asarray(mlm.backbone(batch)))
+    with pytest.raises(ValueError, match=r"must be >= the model's 8 .*got max_sequence_length=4"):
+        lengthen_positions(mlm, 4)
+    with pytest.raises(ValueError, match="TransformerEncoder or a MaskedLM; got TextClassifier"):
+        lengthen_positions(TextClassifier(2, config=config), 16)
 
 
 # --------------------------------------------------------------------------------------------- training

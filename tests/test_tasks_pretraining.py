@@ -229,8 +229,17 @@ def test_continued_pretraining_takes_the_model_and_vocabulary_from_the_run_it_co
         pretraining.continued_config(pretraining.PretrainConfig(continue_from=str(source)), explicit=["hidden_dim"])
     assert pretraining.continued_config(pretraining.PretrainConfig(continue_from=str(source), hidden_dim=64),
                                         explicit=["hidden_dim"]).hidden_dim == 64
+    # A longer sequence length lengthens the model (train_masked_lm tiles its positions); a shorter one cannot.
+    longer = pretraining.PretrainConfig(continue_from=str(source), sequence_length=256, max_predictions=39)
+    assert pretraining.continued_config(longer, explicit=["sequence_length"]).sequence_length == 256
+    with pytest.raises(ValueError, match="sequence_length=32 contradicts the run being continued"):
+        pretraining.continued_config(pretraining.PretrainConfig(continue_from=str(source), sequence_length=32),
+                                     explicit=["sequence_length"])
     with pytest.raises(ValueError, match="--no-books.*--add-texts"):
         pretraining.PretrainConfig(books=False)
+    with pytest.warns(UserWarning, match="max_predictions=20 caps the masking of 512-token rows.*raise "
+                                         "--max-predictions to 77"):
+        pretraining.PretrainConfig(sequence_length=512)
 
 
 def test_sentiment_on_bad_user_data_fails_before_making_a_run_directory(tmp_path):
@@ -322,6 +331,14 @@ def test_pretrain_then_finetune_smokes_on_real_data(tmp_path, shared_data_dir):
     for name in ("vocab.txt",):
         assert (open(os.path.join(continued["run_dir"], "tokenizer", name), "rb").read()
                 == open(os.path.join(run_dir, "tokenizer", name), "rb").read())
+    # Continued on rows twice as long: the model is lengthened (positions tiled), and so is the saved backbone.
+    longer = pretrain.main(["--preset", "smoke", "--output-dir", str(tmp_path), "--data-dir", data_dir,
+                            "--continue-from", continued["run_dir"], "--no-books", "--add-texts", "bbc",
+                            "--sequence-length", "256", "--max-predictions", "39", "--batch-size", "8",
+                            "--max-steps", "2", "--eval-every-n-steps", "2", "--max-eval-sequences", "16"])
+    assert longer["config"]["sequence_length"] == 256
+    backbone = keras.saving.load_model(os.path.join(longer["run_dir"], "backbone.keras"))
+    assert backbone.config.max_sequence_length == 256
     scratch = sentiment.main(["--preset", "smoke", "--output-dir", str(tmp_path), "--data-dir", data_dir])
     tuned = sentiment.main(["--preset", "smoke", "--output-dir", str(tmp_path), "--data-dir", data_dir,
                             "--init-from", continued["run_dir"], "--layer-decay", "0.8"])

@@ -12,7 +12,12 @@ from llm_tf.models.gpt import GPT, GPT_PRESETS, GPTConfig
 from llm_tf.models.masked_lm import MaskedLM
 from llm_tf.models.seq2seq import SEQ2SEQ_PRESETS, Seq2SeqConfig, Seq2SeqTransformer
 from llm_tf.models.text_classifier import TextClassifier
-from llm_tf.models.transformer_encoder import ENCODER_PRESETS, TransformerEncoder, TransformerEncoderConfig
+from llm_tf.models.transformer_encoder import (
+    ENCODER_PRESETS,
+    TransformerEncoder,
+    TransformerEncoderConfig,
+    lengthen_positions,
+)
 from llm_tf.training import losses as _losses  # noqa: F401
 from llm_tf.training import optimizers as _optimizers  # noqa: F401
 from llm_tf.training import schedules as _schedules  # noqa: F401
@@ -31,6 +36,7 @@ __all__ = [
     "TransformerEncoderConfig",
     "count_parameters",
     "describe_config",
+    "lengthen_positions",
     "training_flops_per_token",
 ]
 

@@ -411,6 +411,61 @@ class TransformerEncoder(keras.Model):
         return cls(TransformerEncoderConfig.from_preset(name, **overrides))
 
 
+def lengthen_positions(model, max_sequence_length):
+    """A copy of ``model`` (a ``TransformerEncoder`` or ``MaskedLM``) with ``max_sequence_length`` positions.
+
+    Every weight is copied; a learned position table of ``L`` rows grows to ``max_sequence_length`` rows with
+    row ``i`` a copy of row ``i mod L`` (the copy initialization Longformer used to lengthen RoBERTa: each
+    block of ``L`` positions starts from the pretrained ones, so attention patterns learned on short
+    sequences apply at once, and further training tells the blocks apart). Sinusoidal tables are computed for
+    any length. Continue training the longer model on long sequences before relying on positions ``>= L``.
+
+    Args:
+        model: a built ``TransformerEncoder`` or ``MaskedLM`` (its backbone's ``config`` is read).
+        max_sequence_length: the new number of positions, at least the model's.
+
+    Returns:
+        A new model of the same class; ``model`` is unchanged.
+
+    Example:
+
+    >>> encoder = TransformerEncoder(TransformerEncoderConfig(vocabulary_size=100, max_sequence_length=8,
+    ...                                                        hidden_dim=16, num_layers=1, num_heads=2,
+    ...                                                        intermediate_dim=32))
+    >>> lengthen_positions(encoder, 32).config.max_sequence_length
+    32
+    """
+    from llm_tf.models.masked_lm import MaskedLM
+
+    if not isinstance(model, (TransformerEncoder, MaskedLM)):
+        raise ValueError(f"`model` must be a TransformerEncoder or a MaskedLM; got {type(model).__name__}.")
+    config = model.config
+    check_positive_int("max_sequence_length", max_sequence_length)
+    if max_sequence_length < config.max_sequence_length:
+        raise ValueError(f"`max_sequence_length` must be >= the model's {config.max_sequence_length} (positions "
+                         f"are added, never cut); got max_sequence_length={max_sequence_length}.")
+    longer_config = dataclasses.replace(config, max_sequence_length=max_sequence_length)
+    if isinstance(model, MaskedLM):
+        longer = MaskedLM(config=longer_config, dtype=model.dtype_policy, name=model.name)
+        embedding = model.backbone.embedding
+    else:
+        longer = TransformerEncoder(longer_config, dtype=model.dtype_policy, name=model.name)
+        embedding = model.embedding
+    old_table = embedding.position_embeddings if config.position == "learned" else None
+    if len(longer.weights) != len(model.weights):
+        raise ValueError(f"{type(model).__name__} has {len(model.weights)} weights and its lengthened copy "
+                         f"{len(longer.weights)}: is `model` built?")
+    for target, source in zip(longer.weights, model.weights):
+        value = keras.ops.convert_to_numpy(source)
+        if source is old_table:
+            value = value[np.arange(max_sequence_length) % config.max_sequence_length]
+        if tuple(target.shape) != value.shape:
+            raise ValueError(f"cannot copy {source.path} {tuple(source.shape)} into {target.path} "
+                             f"{tuple(target.shape)}.")
+        target.assign(value)
+    return longer
+
+
 def _backbone_from(backbone, config, dtype_policy, owner):
     """Exactly one of ``backbone`` (an existing encoder) or ``config`` gives the backbone."""
     if (backbone is None) == (config is None):

@@ -38,6 +38,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -388,6 +389,11 @@ class PretrainConfig(ExperimentConfig):
             raise ValueError(f"`hidden_dim` must be divisible by `num_heads`; got hidden_dim={self.hidden_dim}, "
                              f"num_heads={self.num_heads}.")
         check_probability("mask_rate", self.mask_rate, allow_zero=False, allow_one=False)
+        if self.max_predictions < round(self.mask_rate * (self.sequence_length - 2)):
+            warnings.warn(f"max_predictions={self.max_predictions} caps the masking of {self.sequence_length}-token "
+                          f"rows below mask_rate={self.mask_rate} (at most {self.max_predictions} of "
+                          f"{self.sequence_length - 2} tokens); raise --max-predictions to "
+                          f"{math.ceil(self.mask_rate * self.sequence_length)} for the full rate.", stacklevel=2)
         check_probability("validation_fraction", self.validation_fraction, allow_zero=False, allow_one=False)
         for name in ("dropout", "warmup_fraction"):
             check_probability(name, getattr(self, name), allow_one=False)
@@ -425,7 +431,8 @@ def continued_config(config: PretrainConfig, explicit: Sequence[str] = ()) -> Pr
     Args:
         config: a config whose ``continue_from`` names a finished masked-LM pretraining run directory.
         explicit: the fields the user set (flags): one that differs from the continued run is an error, not
-            silently replaced.
+            silently replaced — except a longer ``sequence_length``, which lengthens the model (its learned
+            positions tiled, :func:`llm_tf.models.lengthen_positions`) to train on longer rows.
 
     Raises:
         FileNotFoundError: when ``continue_from`` is not a finished masked-LM pretraining run.
@@ -443,6 +450,10 @@ def continued_config(config: PretrainConfig, explicit: Sequence[str] = ()) -> Pr
         raise ValueError(f"--continue-from {path!r} is a {saved.get('objective')!r} pretraining run; expected masked.")
     values = {"continue_from": path}
     for name in CONTINUED_FIELDS:
+        if name == "sequence_length" and name in explicit and config.sequence_length > saved[name]:
+            # Longer rows are allowed: train_masked_lm tiles the learned positions over them.
+            values[name] = config.sequence_length
+            continue
         if name in explicit and getattr(config, name) != saved[name]:
             raise ValueError(f"{name}={getattr(config, name)!r} contradicts the run being continued ({path}): it "
                              f"has {name}={saved[name]!r}; leave the flag out.")
@@ -575,7 +586,7 @@ def train_masked_lm(run_dir, config: PretrainConfig, tokenizer, train_sequences:
     import tensorflow as tf
 
     from llm_tf import training
-    from llm_tf.models import MaskedLM
+    from llm_tf.models import MaskedLM, lengthen_positions
 
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.seed)
@@ -595,6 +606,8 @@ def train_masked_lm(run_dir, config: PretrainConfig, tokenizer, train_sequences:
             if not isinstance(model, MaskedLM):
                 raise ValueError(f"{config.continue_from}/{CONTINUED_MODEL_FILE} holds a {type(model).__name__}, "
                                  "not a MaskedLM.")
+            if config.sequence_length > model.config.max_sequence_length:
+                model = lengthen_positions(model, config.sequence_length)
         else:
             model = MaskedLM(config=config.encoder_config(tokenizer.vocabulary_size))
         schedule = training.WarmupCosineDecay(config.learning_rate, int(config.warmup_fraction * total_steps),

@@ -451,18 +451,11 @@ def lengthen_positions(model, max_sequence_length):
     else:
         longer = TransformerEncoder(longer_config, dtype=model.dtype_policy, name=model.name)
         embedding = model.embedding
-    old_table = embedding.position_embeddings if config.position == "learned" else None
-    if len(longer.weights) != len(model.weights):
-        raise ValueError(f"{type(model).__name__} has {len(model.weights)} weights and its lengthened copy "
-                         f"{len(longer.weights)}: is `model` built?")
-    for target, source in zip(longer.weights, model.weights):
-        value = keras.ops.convert_to_numpy(source)
-        if source is old_table:
-            value = value[np.arange(max_sequence_length) % config.max_sequence_length]
-        if tuple(target.shape) != value.shape:
-            raise ValueError(f"cannot copy {source.path} {tuple(source.shape)} into {target.path} "
-                             f"{tuple(target.shape)}.")
-        target.assign(value)
+    weights = model.get_weights()  # Keras's own copy (set_weights checks the count and every shape)
+    if config.position == "learned":
+        index = next(i for i, weight in enumerate(model.weights) if weight is embedding.position_embeddings)
+        weights[index] = weights[index][np.arange(max_sequence_length) % config.max_sequence_length]
+    longer.set_weights(weights)
     return longer
 
 

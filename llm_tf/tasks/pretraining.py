@@ -389,11 +389,11 @@ class PretrainConfig(ExperimentConfig):
             raise ValueError(f"`hidden_dim` must be divisible by `num_heads`; got hidden_dim={self.hidden_dim}, "
                              f"num_heads={self.num_heads}.")
         check_probability("mask_rate", self.mask_rate, allow_zero=False, allow_one=False)
-        if self.max_predictions < round(self.mask_rate * (self.sequence_length - 2)):
+        full_rate_slots = math.ceil(self.mask_rate * self.sequence_length)  # mask_sequences' own default
+        if self.max_predictions < full_rate_slots:
             warnings.warn(f"max_predictions={self.max_predictions} caps the masking of {self.sequence_length}-token "
-                          f"rows below mask_rate={self.mask_rate} (at most {self.max_predictions} of "
-                          f"{self.sequence_length - 2} tokens); raise --max-predictions to "
-                          f"{math.ceil(self.mask_rate * self.sequence_length)} for the full rate.", stacklevel=2)
+                          f"rows below mask_rate={self.mask_rate}; raise --max-predictions to {full_rate_slots} for "
+                          "the full rate.", stacklevel=2)
         check_probability("validation_fraction", self.validation_fraction, allow_zero=False, allow_one=False)
         for name in ("dropout", "warmup_fraction"):
             check_probability(name, getattr(self, name), allow_one=False)

@@ -207,6 +207,26 @@ def test_contradicting_flags_are_clear_errors_and_the_rest_comes_from_the_model(
     assert cli.classification_config(values, sentiment.PRESETS["smoke"], named_formats=("sst2",)).norm_first is True
 
 
+def test_sentiment_full_preset_is_the_measured_recipe_and_a_pretrained_model_decides_its_norm(tmp_path):
+    from experiments import sentiment
+
+    full = sentiment.PRESETS["full"]
+    assert (full.num_layers, full.hidden_dim, full.norm_first, full.pooling, full.epochs) == (4, 256, True, "max", 2)
+    assert (full.dropout, full.classifier_dropout, full.weight_decay, full.learning_rate) == (0.2, 0.5, 0.1, 2e-4)
+    parser = sentiment.build_parser()
+    # README's flags for the rows measured with the preset before session 33.
+    before = cli.classification_config(vars(parser.parse_args(
+        ["--post-norm", "--pooling", "mean", "--dropout", "0.1", "--classifier-dropout", "0.1", "--weight-decay",
+         "0.01", "--epochs", "3"])), full, named_formats=("sst2",))
+    assert (before.norm_first, before.pooling, before.dropout, before.classifier_dropout, before.weight_decay,
+            before.epochs) == (False, "mean", 0.1, 0.1, 0.01, 3)
+    # The preset's pre-norm is no flag: a post-norm pretrained model overrides it without an error.
+    _pretraining_run_dir(tmp_path / "post_norm", max_sequence_length=16)
+    values = vars(parser.parse_args(["--init-from", str(tmp_path / "post_norm")]))
+    tuned = cli.classification_config(values, full, named_formats=("sst2",))
+    assert (tuned.norm_first, tuned.pooling, tuned.hidden_dim) == (False, "max", 16)
+
+
 def test_continued_pretraining_takes_the_model_and_vocabulary_from_the_run_it_continues(tmp_path):
     source = tmp_path / "source"
     saved = pretraining.PretrainConfig(hidden_dim=64, num_layers=1, num_heads=2, intermediate_dim=128,

@@ -416,8 +416,8 @@ def add_classification_arguments(parser: argparse.ArgumentParser, data_formats: 
     model.add_argument("--bucket-by-length", action=argparse.BooleanOptionalAction, default=None,
                        help="batch training texts of similar length, each batch cut to its longest "
                        "(--no-bucket-by-length: fixed-length batches)")
-    model.add_argument("--norm-first", action="store_true", default=None,
-                       help="a pre-norm encoder (as the pretraining default); with --init-from it comes from the model")
+    add_block_order_arguments(model, "a pre-norm encoder (the pretraining default); with --init-from it comes "
+                              "from the model", "BERT's post-norm encoder; with --init-from it comes from the model")
     model.add_argument("--layer-decay", type=float, default=None,
                        help="layer-wise learning-rate decay for fine-tuning, e.g. 0.8 (head 1, lower blocks less)")
     runs = parser.add_argument_group("seeds, cross-validation and baseline")

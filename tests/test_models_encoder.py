@@ -217,6 +217,24 @@ def test_max_pooling_takes_each_features_maximum_over_the_real_tokens_only():
     assert all(np.all(np.isfinite(tf.convert_to_tensor(g))) for g in gradients if g is not None)
 
 
+def test_mean_max_pooling_concatenates_the_mean_and_the_max_of_the_real_tokens():
+    keras.utils.set_random_seed(2)
+    classifier = TextClassifier(3, pooling="mean_max", config=tiny_config())
+    hidden_dim = classifier.config.hidden_dim
+    assert tuple(classifier.classifier.kernel.shape) == (2 * hidden_dim, 3)
+    inputs = fixed_batch()
+    mask = inputs["padding_mask"]
+    sequence = np.asarray(classifier.backbone(inputs))
+    expected = np.stack([np.concatenate([sequence[row][mask[row]].mean(0), sequence[row][mask[row]].max(0)])
+                         for row in range(len(mask))])
+    np.testing.assert_allclose(np.asarray(classifier(inputs)), np.asarray(classifier.classifier(expected)),
+                               atol=1e-5)
+    empty = {key: value[:1].copy() for key, value in inputs.items()}
+    empty["padding_mask"][:] = False
+    zeros = np.zeros((1, 2 * hidden_dim), "float32")
+    np.testing.assert_allclose(np.asarray(classifier(empty)), np.asarray(classifier.classifier(zeros)), atol=1e-6)
+
+
 def test_bare_token_ids_are_masked_with_padding_id_zero_and_segments_default_to_zero():
     encoder = TransformerEncoder(tiny_config())
     inputs = fixed_batch()
@@ -564,13 +582,13 @@ def test_save_load_in_a_fresh_process_reproduces_outputs():
             ),
             classifier_inputs,
         ),
-        "mean_classifier": (
-            TextClassifier(3, pooling="mean", config=tiny_config(num_segments=0)),
+        "mean_max_classifier": (  # its head reads 2 * hidden_dim pooled features
+            TextClassifier(3, pooling="mean_max", config=tiny_config(num_segments=0)),
             {"token_ids": classifier_inputs["token_ids"], "padding_mask": classifier_inputs["padding_mask"]},
         ),
         "mlm": (mlm, mlm_inputs),
     }
-    for name in ("classifier", "mean_classifier"):
+    for name in ("classifier", "mean_max_classifier"):
         # Make the logits O(1), so that the comparison below is not trivially within tolerance.
         head = models[name][0].classifier
         head.kernel.assign(np.random.default_rng(3).normal(size=tuple(head.kernel.shape)))

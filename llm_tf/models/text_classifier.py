@@ -24,6 +24,8 @@ class TextClassifier(keras.Model):
     * ``"max"`` — the feature-wise maximum over the real tokens' states (padding excluded), in float32: each
       feature reports its strongest occurrence anywhere in the text, as the max-over-time pooling of
       convolutional sentence classifiers (Kim, 2014) does;
+    * ``"mean_max"`` — ``[mean; max]``, the two above concatenated (``2 · hidden_dim`` features): ULMFiT's concat
+      pooling (Howard & Ruder, 2018) without its last-token state, which a bidirectional encoder has no use for;
     * ``"pooler"`` — BERT's pooler ``tanh(W_p · h_first + b_p)``; with it the model is exactly Hugging
       Face's ``BertForSequenceClassification`` (pooler → dropout → ``Dense(num_labels)``).
 
@@ -37,7 +39,7 @@ class TextClassifier(keras.Model):
 
     Args:
         num_classes: number of classes (logit width).
-        pooling: ``"first"``, ``"mean"``, ``"max"`` or ``"pooler"``.
+        pooling: ``"first"``, ``"mean"``, ``"max"``, ``"mean_max"`` or ``"pooler"``.
         dropout: dropout rate before the classifier, in ``[0, 1)``.
         backbone: an existing :class:`TransformerEncoder`; mutually exclusive with ``config``.
         config: a :class:`TransformerEncoderConfig` (or dict) for a new backbone.
@@ -110,23 +112,15 @@ class TextClassifier(keras.Model):
         hidden_dim = self.backbone.config.hidden_dim
         if self.pooler is not None:
             self.pooler.build((None, hidden_dim))
-        self.classifier.build((None, hidden_dim))
+        self.classifier.build((None, 2 * hidden_dim if self.pooling == "mean_max" else hidden_dim))
 
     def call(self, inputs, training=None):
         token_ids, padding_mask, segment_ids = self.backbone.unpack_inputs(inputs)
         # A frozen backbone is a fixed feature extractor: its dropout stays off too.
         backbone_training = training if self.backbone.trainable else False
         sequence = self.backbone.encode(token_ids, padding_mask, segment_ids, training=backbone_training)
-        if self.pooling == "mean":
-            weights = ops.cast(padding_mask, "float32")[:, :, None]
-            total = ops.sum(ops.cast(sequence, "float32") * weights, axis=1)
-            # An all-padding row pools to zeros instead of 0/0.
-            pooled = total / ops.maximum(ops.sum(weights, axis=1), 1.0)
-        elif self.pooling == "max":
-            real = ops.cast(padding_mask, "bool")[:, :, None]
-            real_states = ops.where(real, ops.cast(sequence, "float32"), float("-inf"))
-            # An all-padding row pools to zeros instead of -inf.
-            pooled = ops.where(ops.any(real, axis=1), ops.max(real_states, axis=1), 0.0)
+        if self.pooling in ("mean", "max", "mean_max"):
+            pooled = _pool_real_tokens(sequence, padding_mask, self.pooling)
         else:
             pooled = sequence[:, 0, :]
             if self.pooler is not None:
@@ -167,3 +161,19 @@ class TextClassifier(keras.Model):
         config = dict(config)
         config["config"] = TransformerEncoderConfig.from_dict(config["config"])
         return cls(**config)
+
+
+def _pool_real_tokens(sequence, padding_mask, pooling):
+    """Mean, max or ``[mean; max]`` of the real tokens' states, in float32; an all-padding row pools to zeros."""
+    real = ops.cast(padding_mask, "bool")[:, :, None]
+    states = ops.cast(sequence, "float32")
+    pooled = []
+    if pooling in ("mean", "mean_max"):
+        weights = ops.cast(real, "float32")
+        # max(count, 1): an all-padding row pools to zeros instead of 0/0.
+        pooled.append(ops.sum(states * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0))
+    if pooling in ("max", "mean_max"):
+        real_states = ops.where(real, states, float("-inf"))
+        # An all-padding row pools to zeros instead of -inf.
+        pooled.append(ops.where(ops.any(real, axis=1), ops.max(real_states, axis=1), 0.0))
+    return pooled[0] if len(pooled) == 1 else ops.concatenate(pooled, axis=-1)

@@ -45,7 +45,7 @@ from llm_tf.models.config import ModelConfig
 # The project's tokenizers all reserve id 0 for padding; a bare token-id input is masked with it.
 PADDING_ID = 0
 BACKBONE_INPUT_KEYS = ("token_ids", "padding_mask", "segment_ids")
-POOLING_CHOICES = ("first", "mean", "max", "pooler")
+POOLING_CHOICES = ("first", "mean", "max", "mean_max", "pooler")
 
 # BERT's miniatures (Turc et al., 2019: "Well-Read Students Learn Better") and BERT-base. They share
 # BERT's uncased WordPiece vocabulary, 512 positions and 2 segments; override `vocabulary_size` for

@@ -43,7 +43,7 @@ from llm_tf.tasks.windows import (
 
 # TextClassifier's POOLING_CHOICES (the task's default, mean, first), spelled out so that the command line and
 # the config checks run without importing Keras (tests/test_tasks_classification.py keeps the two equal).
-POOLINGS = ("mean", "first", "max", "pooler")
+POOLINGS = ("mean", "first", "max", "mean_max", "pooler")
 #: The keyword arguments of :func:`train_classifier` that make up a recipe (model, optimization, windows):
 #: an experiment's config holds fields of these names and passes them on unchanged.
 RECIPE_ARGUMENTS = (
@@ -223,7 +223,7 @@ def train_classifier(
         strategy: the ``tf.distribute`` strategy (None: the default one).
         max_sequence_length: window length ``T``, [CLS] and [SEP] included.
         hidden_dim, num_layers, num_heads, intermediate_dim, dropout, attention_dropout: encoder sizes.
-        classifier_dropout, pooling: the classification head (``"mean"``, ``"first"``, ``"max"`` or ``"pooler"``).
+        classifier_dropout, pooling: the classification head (``"mean"``, ``"first"``, ``"max"``, ``"mean_max"`` or ``"pooler"``).
         batch_size, epochs, learning_rate, warmup_fraction, weight_decay: AdamW with linear warmup over
             ``warmup_fraction`` of the steps, then cosine decay to 0; biases, norms and embeddings not decayed.
         label_smoothing: cross-entropy label smoothing (0 = none).

@@ -235,6 +235,43 @@ def test_resume_in_process_matches_an_uninterrupted_run(crashed_run, tmp_path):
     assert len(result.history["loss"]) == 3
 
 
+class _CrashAtEpochEnd(keras.callbacks.Callback):
+    """Raises at the end of one epoch, after the standard callbacks (backup, logs, checkpoints) have run."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def test_a_run_killed_after_its_last_backup_is_finished_without_training_again(tmp_path):
+    run = training.create_run_dir("late_crash", root=str(tmp_path), config={})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        training.train(_regression_model(), _batches_for_epoch(), epochs=3, run_dir=run, backup_every_n_steps=2,
+                       callbacks=[_CrashAtEpochEnd(2)], verbose=0, plot=False, tensorboard=False)
+    assert os.path.isfile(run.backup_file) and not os.path.isfile(run.results_json)
+    os.remove(run.last_model)  # as if the kill had come between the backup and the last checkpoint's save
+    reference = _regression_model()
+    training.train(reference, _batches_for_epoch(), epochs=3, verbose=0)
+    model = _regression_model(seed=99)  # different initial weights: everything must come from the backup
+    result = training.train(model, _batches_for_epoch(), epochs=3, run_dir=run, backup_every_n_steps=2, verbose=0,
+                            plot=False, tensorboard=False)
+    assert result.status == "completed"
+    assert result.resumed_from == {"epoch": 3, "step_in_epoch": 0, "global_step": 3 * STEPS_PER_EPOCH}
+    assert int(model.optimizer.iterations) == 3 * STEPS_PER_EPOCH  # nothing was trained again
+    for expected, actual, saved in zip(reference.get_weights(), model.get_weights(), _weights_of(run.last_model)):
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(saved, expected, rtol=0, atol=1e-6)
+    assert len(result.history["loss"]) == 3 and result.wall_time_s > 0
+    with open(run.results_json) as file:
+        results = json.load(file)
+    assert results["status"] == "completed" and results["wall_time_s"] == result.wall_time_s
+    assert not os.path.exists(run.backup_file)  # as after a completed fit
+
+
 def test_truncated_backup_is_a_clear_error(crashed_run):
     size = os.path.getsize(crashed_run.backup_file)
     with open(crashed_run.backup_file, "r+b") as file:

@@ -174,6 +174,11 @@ class MetricsCSVLogger(keras.callbacks.Callback):
         """Per-epoch metrics of the whole run, name -> list (one value per epoch)."""
         return self.epochs_table.as_history()
 
+    def load(self) -> None:
+        """Read the rows already in the CSV files (a resumed or finished run's), as ``fit`` does at its start."""
+        for table in [self.epochs_table] + ([self.steps_table] if self.steps_table else []):
+            table.load()
+
     def on_train_begin(self, logs=None):
         self._write = is_chief(self.model.distribute_strategy)
         self._start = time.time()
@@ -181,8 +186,7 @@ class MetricsCSVLogger(keras.callbacks.Callback):
         self._resume_epoch, self._resume_skip, self._first_epoch = None, 0, True
         self._elapsed_before = 0.0
         tables = [self.epochs_table] + ([self.steps_table] if self.steps_table else [])
-        for table in tables:
-            table.load()
+        self.load()
         position = self.backup.restored_position if self.backup is not None else None
         if position is not None:
             self._global_step = position["global_step"]

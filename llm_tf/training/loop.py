@@ -15,7 +15,12 @@ import keras
 import tensorflow as tf
 
 from llm_tf.checks import check_choice, check_int, check_positive_int, require_tensorflow_backend
-from llm_tf.training.callbacks import MetricsCSVLogger, StopOnNonFiniteLoss, standard_callbacks
+from llm_tf.training.callbacks import (
+    MetricsCSVLogger,
+    SafeModelCheckpoint,
+    StopOnNonFiniteLoss,
+    standard_callbacks,
+)
 from llm_tf.training.data import infer_steps_per_epoch, resumable_dataset
 from llm_tf.training.optimizers import OPTIMIZER_UPDATES, set_optimizer_update
 from llm_tf.training.precision import (
@@ -70,8 +75,7 @@ class TrainingResult:
     Args:
         history: per-epoch metrics of the whole run, name -> list (epochs before a resume included when the
             run has a directory).
-        status: ``"completed"``, ``"stopped_non_finite_loss"``, ``"stopped_early"`` or
-            ``"already_completed"``.
+        status: ``"completed"``, ``"stopped_non_finite_loss"`` or ``"stopped_early"``.
         wall_time_s: training wall time, summed over resumed segments.
         run_dir: the run directory, or None.
         resumed_from: ``{"epoch", "step_in_epoch", "global_step"}`` when resumed from a backup, else None.
@@ -148,8 +152,10 @@ def train(
     With ``run_dir`` the standard callbacks are used (:func:`llm_tf.training.standard_callbacks`): metrics
     CSVs, TensorBoard, best/last ``.keras``, a NaN/Inf stop and a resumable backup every
     ``backup_every_n_steps``. If the run directory holds a backup, training resumes at the exact next batch.
-    At the end ``results.json`` and the training-curve PNG are written. Exact resume needs ``train_data`` as a
-    function ``epoch -> dataset`` whose order depends only on the epoch (see
+    At the end ``results.json`` and the training-curve PNG are written; a run whose backup says every epoch
+    is done (its process ended after the last backup, before these files) trains nothing: the model is restored
+    from the backup and the run is finished (checkpoints, ``results.json``, the backup deleted). Exact resume
+    needs ``train_data`` as a function ``epoch -> dataset`` whose order depends only on the epoch (see
     :func:`llm_tf.training.seeded_epoch_batches`); a plain dataset is used unchanged for every epoch.
 
     Args:
@@ -226,36 +232,52 @@ def train(
     all_callbacks += list(callbacks or [])
     backup = next((cb for cb in all_callbacks if isinstance(cb, ResumableBackup)), None)
     start_epoch, skip_batches = backup.resume_position() if backup is not None else (0, 0)
-    if start_epoch >= epochs:
-        print(f"llm_tf: nothing to do, the backup says all {epochs} epochs are done", flush=True)
-        return TrainingResult(history={}, status="already_completed", wall_time_s=0.0, run_dir=run_dir)
-
-    stream = resumable_dataset(dataset_fn, epochs, steps_per_epoch, start_epoch, skip_batches)
-    started = time.time()
-    keras_history = model.fit(
-        stream,
-        epochs=epochs,
-        initial_epoch=start_epoch,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=val_data,
-        validation_steps=validation_steps,
-        callbacks=all_callbacks,
-        verbose=verbose,
-        shuffle=False,  # the order is dataset_fn's (a function of the epoch), never Keras's
-    )
-    wall_time = time.time() - started
-    if backup is not None:
-        wall_time += backup.elapsed_before_resume
-
     logger = next((cb for cb in all_callbacks if isinstance(cb, MetricsCSVLogger)), None)
-    history = logger.history() if logger is not None else dict(keras_history.history)
     guard = next((cb for cb in all_callbacks if isinstance(cb, StopOnNonFiniteLoss)), None)
-    if guard is not None and guard.stopped is not None:
-        status = "stopped_non_finite_loss"
-    elif model.stop_training:
-        status = "stopped_early"
+    if start_epoch >= epochs:
+        # The process that trained the last epoch ended after its backup and before the end of this function
+        # (results.json, the backup's deletion): train nothing, finish the run from the backup and the logs.
+        print(f"llm_tf: nothing to train, the backup says all {epochs} epochs are done; finishing the run",
+              flush=True)
+        backup.restore_finished_run(model)
+        if logger is not None:
+            logger.load()
+        rows = logger.epochs_table.rows if logger is not None else []
+        last_epoch_logs = rows[-1] if rows and rows[-1].get("epoch") == epochs - 1 else {}
+        for callback in all_callbacks:
+            if isinstance(callback, SafeModelCheckpoint):
+                # The kill may have come between the backup and these saves (they follow it at an epoch's end):
+                # repeat them. "last" is rewritten with the same weights, "best" only if that epoch improved it.
+                callback.set_model(model)
+                callback.on_epoch_end(epochs - 1, last_epoch_logs)
+        if isinstance(model.optimizer, keras.optimizers.Optimizer):
+            model.optimizer.finalize_variable_values(model.trainable_variables)  # as fit does at its end
+        history = logger.history() if logger is not None else {}
+        wall_time, status = backup.elapsed_before_resume, "completed"
     else:
-        status = "completed"
+        stream = resumable_dataset(dataset_fn, epochs, steps_per_epoch, start_epoch, skip_batches)
+        started = time.time()
+        keras_history = model.fit(
+            stream,
+            epochs=epochs,
+            initial_epoch=start_epoch,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=val_data,
+            validation_steps=validation_steps,
+            callbacks=all_callbacks,
+            verbose=verbose,
+            shuffle=False,  # the order is dataset_fn's (a function of the epoch), never Keras's
+        )
+        wall_time = time.time() - started
+        if backup is not None:
+            wall_time += backup.elapsed_before_resume
+        history = logger.history() if logger is not None else dict(keras_history.history)
+        if guard is not None and guard.stopped is not None:
+            status = "stopped_non_finite_loss"
+        elif model.stop_training:
+            status = "stopped_early"
+        else:
+            status = "completed"
     final_metrics = {
         name: values[-1]
         for name, values in history.items()
@@ -278,6 +300,8 @@ def train(
         if plot:
             extra["curve_pngs"] = _plot_curves(run_dir, logger)
         write_results(run_dir, final_metrics, wall_time, extra=extra)
+    if start_epoch >= epochs and backup.delete_checkpoint:
+        backup.delete_backup(strategy)  # what the backup does at the end of a completed fit
     return TrainingResult(
         history=history,
         status=status,

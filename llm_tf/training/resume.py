@@ -423,20 +423,9 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self._global_step = self._last_saved_step = 0
         if not os.path.exists(self.checkpoint_path):
             return
-        metadata, arrays = self._load_cached()
+        metadata, arrays = self._restore_model_state(self.model)
         model = self.model
-        if not model.built:
-            raise ValueError(
-                f"To resume from {self.checkpoint_path!r} the model must be built before fit; call "
-                "llm_tf.training.build_for_training(model, dataset) first"
-            )
-        if model.optimizer is not None and not model.optimizer.built:
-            with model.distribute_strategy.scope():
-                model.optimizer.build(model.trainable_variables)
         skip = int(metadata["step_in_epoch"])
-        now_groups = [group for group in metadata["variables"] if group != "metrics"]
-        # Metrics are checked now (clear error early) but assigned after Keras resets them at epoch begin.
-        restore_training_state(model, metadata, arrays, groups=now_groups, source=self.checkpoint_path)
         if skip > 0:
             self._check_metric_count(metadata)
             self._pending_metrics = (metadata, arrays)
@@ -450,12 +439,6 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                 )
         self._resume_epoch, self._resume_skip = int(metadata["epoch"]), skip
         self._global_step = self._last_saved_step = int(metadata["global_step"])
-        self.elapsed_before_resume = float(metadata.get("elapsed_s", 0.0))
-        self.restored_position = {
-            "epoch": self._resume_epoch,
-            "step_in_epoch": skip,
-            "global_step": self._global_step,
-        }
         # Read by Keras's fit loop right after on_train_begin, exactly as BackupAndRestore does.
         model._initial_epoch = self._resume_epoch
         if is_chief(model.distribute_strategy):
@@ -465,6 +448,53 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                 f"(global step {self._global_step})",
                 flush=True,
             )
+
+    def restore_finished_run(self, model) -> dict:
+        """Restore ``model`` from a backup written after the last epoch, outside ``fit``.
+
+        For a run whose process ended between its last backup and the end of :func:`llm_tf.training.train`
+        (results, deletion of the backup): its weights and optimizer state come back as ``fit`` left them
+        before its end-of-training steps, with nothing left to train.
+
+        Args:
+            model: the compiled, built model of the run.
+
+        Returns:
+            The restored position ``{"epoch", "step_in_epoch", "global_step"}`` (also :attr:`restored_position`).
+        """
+        self._restore_model_state(model)
+        return self.restored_position
+
+    def _restore_model_state(self, model):
+        """Assign the backup's weights and optimizer state (not the metrics) to ``model``; record the position."""
+        metadata, arrays = self._load_cached()
+        if not model.built:
+            raise ValueError(
+                f"To resume from {self.checkpoint_path!r} the model must be built before fit; call "
+                "llm_tf.training.build_for_training(model, dataset) first"
+            )
+        if model.optimizer is not None and not model.optimizer.built:
+            with model.distribute_strategy.scope():
+                model.optimizer.build(model.trainable_variables)
+        # The metrics are left out: a resumed fit assigns them after Keras resets them at epoch begin.
+        now_groups = [group for group in metadata["variables"] if group != "metrics"]
+        restore_training_state(model, metadata, arrays, groups=now_groups, source=self.checkpoint_path)
+        self.elapsed_before_resume = float(metadata.get("elapsed_s", 0.0))
+        self.restored_position = {
+            "epoch": int(metadata["epoch"]),
+            "step_in_epoch": int(metadata["step_in_epoch"]),
+            "global_step": int(metadata["global_step"]),
+        }
+        return metadata, arrays
+
+    def delete_backup(self, strategy=None) -> None:
+        """Remove the backup file (and its directory when empty); only the chief worker writes."""
+        if not is_chief(strategy or self.model.distribute_strategy):
+            return
+        if os.path.exists(self.checkpoint_path):
+            os.remove(self.checkpoint_path)
+        if os.path.isdir(self.backup_dir) and not os.listdir(self.backup_dir):
+            os.rmdir(self.backup_dir)
 
     def _check_metric_count(self, metadata):
         saved = len(metadata["variables"].get("metrics", []))
@@ -514,11 +544,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     def on_train_end(self, logs=None):
         self.model._initial_epoch = None
         completed = not self.model.stop_training
-        if self.delete_checkpoint and completed and is_chief(self.model.distribute_strategy):
-            if os.path.exists(self.checkpoint_path):
-                os.remove(self.checkpoint_path)
-            if os.path.isdir(self.backup_dir) and not os.listdir(self.backup_dir):
-                os.rmdir(self.backup_dir)
+        if self.delete_checkpoint and completed:
+            self.delete_backup()
 
     # ---------------------------------------------------------------- writing
     def _save(self, epoch, step_in_epoch, logs):

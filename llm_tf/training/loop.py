@@ -239,7 +239,7 @@ def train(
         # (results.json, the backup's deletion): train nothing, finish the run from the backup and the logs.
         print(f"llm_tf: nothing to train, the backup says all {epochs} epochs are done; finishing the run",
               flush=True)
-        backup.restore_finished_run(model)
+        backup.restore_model_state(model)
         if logger is not None:
             logger.load()
         rows = logger.epochs_table.rows if logger is not None else []

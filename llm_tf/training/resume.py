@@ -423,7 +423,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self._global_step = self._last_saved_step = 0
         if not os.path.exists(self.checkpoint_path):
             return
-        metadata, arrays = self._restore_model_state(self.model)
+        metadata, arrays = self.restore_model_state(self.model)
         model = self.model
         skip = int(metadata["step_in_epoch"])
         if skip > 0:
@@ -449,24 +449,18 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                 flush=True,
             )
 
-    def restore_finished_run(self, model) -> dict:
-        """Restore ``model`` from a backup written after the last epoch, outside ``fit``.
+    def restore_model_state(self, model) -> tuple[dict, dict]:
+        """Assign the backup's weights and optimizer state (not the metrics) to ``model``; record the position.
 
-        For a run whose process ended between its last backup and the end of :func:`llm_tf.training.train`
-        (results, deletion of the backup): its weights and optimizer state come back as ``fit`` left them
-        before its end-of-training steps, with nothing left to train.
+        ``on_train_begin`` calls it when ``fit`` resumes; :func:`llm_tf.training.train` calls it outside ``fit``
+        for a run whose backup was written after its last epoch (nothing left to train).
 
         Args:
             model: the compiled, built model of the run.
 
         Returns:
-            The restored position ``{"epoch", "step_in_epoch", "global_step"}`` (also :attr:`restored_position`).
+            The backup's ``(metadata, arrays)``; the position is in :attr:`restored_position`.
         """
-        self._restore_model_state(model)
-        return self.restored_position
-
-    def _restore_model_state(self, model):
-        """Assign the backup's weights and optimizer state (not the metrics) to ``model``; record the position."""
         metadata, arrays = self._load_cached()
         if not model.built:
             raise ValueError(

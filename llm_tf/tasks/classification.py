@@ -223,7 +223,8 @@ def train_classifier(
         strategy: the ``tf.distribute`` strategy (None: the default one).
         max_sequence_length: window length ``T``, [CLS] and [SEP] included.
         hidden_dim, num_layers, num_heads, intermediate_dim, dropout, attention_dropout: encoder sizes.
-        classifier_dropout, pooling: the classification head (``"mean"``, ``"first"``, ``"max"``, ``"mean_max"`` or ``"pooler"``).
+        classifier_dropout, pooling: the classification head (``"mean"``, ``"first"``, ``"max"``, ``"mean_max"``
+            or ``"pooler"``).
         batch_size, epochs, learning_rate, warmup_fraction, weight_decay: AdamW with linear warmup over
             ``warmup_fraction`` of the steps, then cosine decay to 0; biases, norms and embeddings not decayed.
         label_smoothing: cross-entropy label smoothing (0 = none).

@@ -174,9 +174,12 @@ class MetricsCSVLogger(keras.callbacks.Callback):
         """Per-epoch metrics of the whole run, name -> list (one value per epoch)."""
         return self.epochs_table.as_history()
 
+    def _tables(self):
+        return [self.epochs_table] + ([self.steps_table] if self.steps_table else [])
+
     def load(self) -> None:
         """Read the rows already in the CSV files (a resumed or finished run's), as ``fit`` does at its start."""
-        for table in [self.epochs_table] + ([self.steps_table] if self.steps_table else []):
+        for table in self._tables():
             table.load()
 
     def on_train_begin(self, logs=None):
@@ -185,7 +188,6 @@ class MetricsCSVLogger(keras.callbacks.Callback):
         self._global_step = 0
         self._resume_epoch, self._resume_skip, self._first_epoch = None, 0, True
         self._elapsed_before = 0.0
-        tables = [self.epochs_table] + ([self.steps_table] if self.steps_table else [])
         self.load()
         position = self.backup.restored_position if self.backup is not None else None
         if position is not None:
@@ -207,7 +209,7 @@ class MetricsCSVLogger(keras.callbacks.Callback):
             self._global_step = last.get("global_step") or 0
             self._elapsed_before = last.get("elapsed_s") or 0.0
         if self._write:
-            for table in tables:
+            for table in self._tables():
                 if table.rows or os.path.exists(table.path):
                     table.rewrite()
 

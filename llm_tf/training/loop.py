@@ -234,7 +234,8 @@ def train(
     start_epoch, skip_batches = backup.resume_position() if backup is not None else (0, 0)
     logger = next((cb for cb in all_callbacks if isinstance(cb, MetricsCSVLogger)), None)
     guard = next((cb for cb in all_callbacks if isinstance(cb, StopOnNonFiniteLoss)), None)
-    if start_epoch >= epochs:
+    finishing_only = start_epoch >= epochs
+    if finishing_only:
         # The process that trained the last epoch ended after its backup and before the end of this function
         # (results.json, the backup's deletion): train nothing, finish the run from the backup and the logs.
         print(f"llm_tf: nothing to train, the backup says all {epochs} epochs are done; finishing the run",
@@ -300,7 +301,7 @@ def train(
         if plot:
             extra["curve_pngs"] = _plot_curves(run_dir, logger)
         write_results(run_dir, final_metrics, wall_time, extra=extra)
-    if start_epoch >= epochs and backup.delete_checkpoint:
+    if finishing_only and backup.delete_checkpoint:
         backup.delete_backup(strategy)  # what the backup does at the end of a completed fit
     return TrainingResult(
         history=history,
